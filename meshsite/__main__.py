@@ -1,0 +1,3 @@
+from meshsite.cli import main
+
+main()

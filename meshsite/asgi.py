@@ -1,0 +1,22 @@
+"""ASGI entry point: HTTP through Django, WebSockets through each app's `routing.py`."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshsite.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - after Django setup
+
+from catalog.routing import websocket_urlpatterns as catalog_ws  # noqa: E402
+from certificates.routing import websocket_urlpatterns as certificates_ws  # noqa: E402
+from mesh.routing import websocket_urlpatterns as mesh_ws  # noqa: E402
+from signaling.routing import websocket_urlpatterns as signaling_ws  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": URLRouter(signaling_ws + mesh_ws + catalog_ws + certificates_ws),
+})

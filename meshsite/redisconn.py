@@ -1,0 +1,21 @@
+"""Connections to the station's Redis (embedded or REDIS_URL), shared per process."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+import redis.asyncio
+from django.conf import settings
+
+
+@functools.cache
+def get_redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5,
+                                health_check_interval=30)
+
+
+def get_async_redis() -> redis.asyncio.Redis:
+    """A new asyncio client: each event loop needs its own (call once per loop and keep it)."""
+    return redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5,
+                                        max_connections=1000)

@@ -1,0 +1,283 @@
+"""Meshsite settings: one module, every knob an environment variable.
+
+Each variable is read through the typed helpers in `meshsite.env`, which raise
+`ImproperlyConfigured` naming the variable and what it accepts. The README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from meshsite.embedded_redis import socket_path_for
+from meshsite.env import (
+    env_bool,
+    env_choice,
+    env_file_or_str,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- station basics -------------------------------------------------------------------------
+
+DATA_DIR = env_path("MESHSITE_DATA_DIR", Path.home() / ".meshsite")
+try:
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(
+        f"MESHSITE_DATA_DIR={str(DATA_DIR)!r} cannot be created: {exc}. Choose a writable folder."
+    ) from exc
+
+MESHSITE_PORT = env_int("MESHSITE_PORT", 8080, minimum=1, maximum=65535)
+MESHSITE_HOST = env_str("MESHSITE_HOST", "0.0.0.0")  # noqa: S104 - a station serves its LAN
+MESHSITE_LOG_LEVEL = env_choice("MESHSITE_LOG_LEVEL", "info",
+                                ["debug", "info", "warning", "error", "critical"])
+MESHSITE_MDNS = env_bool("MESHSITE_MDNS", True)
+MESHSITE_MDNS_INTERFACES = env_list("MESHSITE_MDNS_INTERFACES", [])
+MESHSITE_PUBLIC_URL = env_url("MESHSITE_PUBLIC_URL", ["http", "https"], None)
+
+DEBUG = env_bool("MESHSITE_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """From DJANGO_SECRET_KEY(_FILE), else generated once into the data dir with mode 0600."""
+    configured = env_file_or_str("DJANGO_SECRET_KEY")
+    if configured:
+        return configured
+    path = DATA_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+SECRET_KEY = _secret_key()
+
+# Stations answer on their LAN address, on `<name>.local` and, as the proxy for `*.radio`, on
+# any `<callsign>.radio` host: "*" by default, narrow it where the station has a fixed name.
+ALLOWED_HOSTS = env_list("MESHSITE_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list("MESHSITE_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_celery_beat",
+    "qr_code",
+    "meshsite",
+    "certificates",
+    "signaling",
+    "mesh",
+    "catalog",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "meshsite.urls"
+ASGI_APPLICATION = "meshsite.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+
+DATABASE_URL = env_url("DATABASE_URL", ["sqlite", "postgres", "postgresql", "pgsql"], None)
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60,
+                                                      conn_health_checks=True)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from exc
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at
+                # BEGIN, so two writers queue on busy_timeout instead of failing mid-transaction.
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    "PRAGMA busy_timeout=10000;"
+                    "PRAGMA foreign_keys=ON;"
+                ),
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = ""  # in-memory for tests
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, Celery broker, counters, presence -------------------------------
+
+REDIS_URL = env_url("REDIS_URL", ["redis", "rediss", "unix"], None)
+REDIS_EMBEDDED = REDIS_URL is None
+REDIS_SOCKET = socket_path_for(DATA_DIR) if REDIS_EMBEDDED else None
+if REDIS_EMBEDDED:
+    REDIS_URL = f"unix://{REDIS_SOCKET}"
+
+if REDIS_URL.startswith("unix://"):
+    CELERY_BROKER_URL = "redis+socket://" + REDIS_URL.removeprefix("unix://")
+else:
+    CELERY_BROKER_URL = REDIS_URL
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+            # One process's channels share a Redis key: the default of 100 pending messages
+            # makes a busy process raise ChannelFull (specs/signaling-performance.md).
+            "capacity": 10000,
+            "expiry": 30,
+        },
+    }
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "meshsite",
+    }
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = env_bool("MESHSITE_CELERY_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# Seconds between runs of each periodic job; the apps add theirs below. Operators change them
+# with these variables or, live, in the admin (django-celery-beat's periodic tasks).
+HEARTBEAT_INTERVAL = env_int("MESHSITE_HEARTBEAT_INTERVAL", 10, minimum=1, maximum=3600)
+HEARTBEAT_MAX_AGE = env_int("MESHSITE_HEARTBEAT_MAX_AGE", 60, minimum=5, maximum=86400)
+CELERY_BEAT_SCHEDULE = {
+    "station-heartbeat": {"task": "meshsite.tasks.heartbeat", "schedule": HEARTBEAT_INTERVAL},
+}
+
+# --- static files, API ----------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the finders too, so a station whose collectstatic has not run yet (tests,
+# a first start) still has a styled admin.
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = DATA_DIR / "media"
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "meshsite.api_errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Meshsite station API",
+    "DESCRIPTION": "The API of one Meshsite station: status, trust, peers, content.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- logging --------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"kv": {"()": "meshsite.logfmt.KeyValueFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "root": {"handlers": ["stderr"], "level": MESHSITE_LOG_LEVEL.upper()},
+    "loggers": {
+        "django": {"level": "INFO" if MESHSITE_LOG_LEVEL == "debug" else "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "asyncio": {"level": "WARNING"},
+    },
+}
+
+# Each app below owns its section. Keep knobs in the app's own section, read with the helpers.
+
+# --- certificates ---------------------------------------------------------------------------
+
+# --- signaling ------------------------------------------------------------------------------
+
+# --- mesh -----------------------------------------------------------------------------------
+
+# --- catalog --------------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""What `/api/status`, `/api/info` and `/healthz` report, assembled from the apps.
+
+`meshsite` holds no domain logic: each app registers, in its `AppConfig.ready`, a function that
+fills in its part (the certificates app the station state and owner, the mesh the network mode,
+signaling the connected clients) and, if it has one, a health check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+STARTED_AT = time.monotonic()
+
+StatusProvider = Callable[[dict[str, Any]], None]
+HealthCheck = Callable[[], tuple[bool, str]]
+
+_status_providers: list[StatusProvider] = []
+_info_providers: list[StatusProvider] = []
+_health_checks: dict[str, HealthCheck] = {}
+
+
+def register_status(provider: StatusProvider) -> None:
+    if provider not in _status_providers:
+        _status_providers.append(provider)
+
+
+def register_info(provider: StatusProvider) -> None:
+    if provider not in _info_providers:
+        _info_providers.append(provider)
+
+
+def register_health_check(name: str, check: HealthCheck) -> None:
+    _health_checks[name] = check
+
+
+def apply_status(data: dict[str, Any]) -> dict[str, Any]:
+    for provider in _status_providers:
+        provider(data)
+    return data
+
+
+def apply_info(data: dict[str, Any]) -> dict[str, Any]:
+    for provider in _info_providers:
+        provider(data)
+    return data
+
+
+def health_checks() -> dict[str, HealthCheck]:
+    return dict(_health_checks)
+
+
+def uptime_seconds() -> int:
+    return int(time.monotonic() - STARTED_AT)

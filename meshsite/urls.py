@@ -1,0 +1,26 @@
+"""Wiring: station-wide endpoints here, each app's own routes from its `urls.py`."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from meshsite.api import HealthzApi, InfoApi, StatusApi
+from meshsite.views import station_page
+
+urlpatterns = [
+    path("", station_page, name="station-page"),
+    path("admin/", admin.site.urls),
+    path("healthz", HealthzApi.as_view(), name="healthz"),
+    path("api/status", StatusApi.as_view(), name="api-status"),
+    path("api/info", InfoApi.as_view(), name="api-info"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api-auth/", include("rest_framework.urls")),
+    path("", include("certificates.urls")),
+    path("", include("signaling.urls")),
+    path("", include("mesh.urls")),
+    path("", include("catalog.urls")),
+]
