@@ -136,6 +136,8 @@ class Supervisor:
         code = process.poll()
         if code is None:
             return
+        # What the dead part forked (pool workers) would live on as orphans: sweep its group.
+        _signal_group(process.pid, signal.SIGKILL)
         now = time.monotonic()
         while child.restarts and now - child.restarts[0] > self.window:
             child.restarts.popleft()

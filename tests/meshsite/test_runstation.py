@@ -1,0 +1,158 @@
+"""`runstation` as a real subprocess: it serves, its parts work, and it stops without leftovers."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+from celery import Celery
+
+from tests.harness import REPO, StationProcess, free_port, station_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def station():
+    station = StationProcess()
+    started = time.monotonic()
+    station.start(timeout=30)
+    station.started_in = time.monotonic() - started
+    station.wait_ready(60)
+    yield station
+    station.stop()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def test_status_answers_within_30s(station):
+    assert station.started_in < 30
+    status, body = station.get("/api/status")
+    assert status == 200
+    assert body["state"] == "unclaimed"
+    assert body["endpoint"] == station.url
+
+
+def test_admin_login_renders_with_its_css(station):
+    with urllib.request.urlopen(station.url + "/admin/login/", timeout=10) as response:
+        html = response.read().decode()
+    assert "Django administration" in html or "Meshsite" in html
+    stylesheets = re.findall(r'href="([^"]+\.css)"', html)
+    assert stylesheets, "the admin page links its stylesheets"
+    for href in stylesheets:
+        with urllib.request.urlopen(station.url + href, timeout=10) as css:
+            assert css.status == 200
+            assert css.headers["Content-Type"].startswith("text/css")
+            assert len(css.read()) > 100
+
+
+def test_celery_task_round_trips_through_the_embedded_redis(station):
+    socket_path = station.data_dir / "redis.sock"
+    assert socket_path.exists()
+    app = Celery(broker=f"redis+socket://{socket_path}", backend=f"redis+socket://{socket_path}")
+    result = app.send_task("meshsite.tasks.echo", args=["hello from the test"], ignore_result=False)
+    assert result.get(timeout=30) == "hello from the test"
+    assert "worker: ok, task round trip" in station.output()
+
+
+def test_healthz_reports_all_parts_alive(station):
+    deadline = time.monotonic() + 30
+    status, body = station.get("/healthz")
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(1)
+        status, body = station.get("/healthz")
+    assert status == 200, body
+    assert body["failed"] == []
+
+
+def test_static_files_and_station_page_served_without_debug(station):
+    with urllib.request.urlopen(station.url + "/", timeout=10) as response:
+        html = response.read().decode()
+    assert "<svg" in html and "Unclaimed station" in html
+    with urllib.request.urlopen(station.url + "/static/css/station.css", timeout=10) as css:
+        assert css.status == 200
+
+
+def test_second_runstation_on_same_data_dir_refuses(station):
+    other = StationProcess(data_dir=station.data_dir)
+    result = subprocess.run(other.command(), env=other.env, cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "already running on data dir" in result.stderr
+
+
+def test_port_in_use_gives_clear_message(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        station = StationProcess(data_dir=tmp_path, port=port)
+        result = subprocess.run(station.command(), env=station.env, cwd=REPO,
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_bad_environment_value_exits_nonzero_naming_it(tmp_path):
+    env = station_env(tmp_path, MESHSITE_PORT="not-a-port")
+    result = subprocess.run([sys.executable, "manage.py", "runstation", "--no-mdns"], env=env,
+                            cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "MESHSITE_PORT" in result.stderr
+
+
+def test_version_flag_prints_release_and_build(tmp_path):
+    result = subprocess.run([sys.executable, "manage.py", "runstation", "--version"],
+                            env=station_env(tmp_path), cwd=REPO, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+\S+", result.stdout.strip())
+
+
+def test_dead_web_part_is_restarted():
+    station = StationProcess().start(timeout=30)
+    try:
+        station.wait_ready(60)
+        daphne = next(p for p in _tree(station.pid) if "daphne" in " ".join(p.cmdline()))
+        daphne.kill()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "restarted web" not in station.output():
+            time.sleep(0.2)
+        assert "exited with code" in station.output()
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status, _ = station.get("/api/status")
+            except OSError:  # refused while daphne comes back
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.3)
+        assert status == 200
+    finally:
+        station.stop()
+
+
+def test_sigterm_stops_every_process_within_10s():
+    station = StationProcess(port=free_port()).start(timeout=30)
+    station.wait_ready(60)
+    tree = _tree(station.pid)
+    assert len(tree) >= 4, [p.cmdline() for p in tree]  # supervisor, redis, daphne, worker
+    started = time.monotonic()
+    code = station.stop(timeout=15)
+    elapsed = time.monotonic() - started
+    _gone, alive = psutil.wait_procs(tree, timeout=2)
+    assert not alive, [p.cmdline() for p in alive]
+    assert elapsed < 10
+    assert code == 0
+    assert "station: stopped" in station.output()
