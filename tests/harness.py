@@ -205,6 +205,8 @@ class DaphneProcess(_Managed):
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "--ping-interval", self.env.get("MESHSITE_SIGNALING_PING_INTERVAL", "5"),
+             "--ping-timeout", self.env.get("MESHSITE_SIGNALING_PING_TIMEOUT", "5"),
              "meshsite.asgi:application"],
             env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

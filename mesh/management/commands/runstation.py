@@ -136,7 +136,8 @@ class Command(BaseCommand):
         python = sys.executable
         specs.append(ChildSpec(
             "web", [python, "-m", "daphne", "-b", host, "-p", str(port),
-                    "--application-close-timeout", "5", "meshsite.asgi:application"],
+                    "--application-close-timeout", "5", *daphne_ping_args(),
+                    "meshsite.asgi:application"],
             env, web_ready, 60, f"daphne on {_bracket(host)}:{port}"))
         specs.append(ChildSpec(
             "worker", [python, "-m", "celery", "-q", "-A", "meshsite", "worker", "-B",
@@ -225,6 +226,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  api docs  {base}/api/docs/")
             self.stdout.write(f"  signaling ws://{_bracket(address)}:{port}/ws/signal"
                               f"  peerjs ws://{_bracket(address)}:{port}/peerjs/peerjs")
+
+
+def daphne_ping_args() -> list[str]:
+    """Server-side WebSocket pings, so half-open signaling sockets die within seconds."""
+    interval = getattr(settings, "SIGNALING_PING_INTERVAL", 5)
+    timeout = getattr(settings, "SIGNALING_PING_TIMEOUT", 5)
+    return ["--ping-interval", str(interval), "--ping-timeout", str(timeout)]
 
 
 def _bracket(host: str) -> str:
