@@ -136,7 +136,7 @@ class Command(BaseCommand):
         python = sys.executable
         specs.append(ChildSpec(
             "web", [python, "-m", "daphne", "-b", host, "-p", str(port),
-                    "--application-close-timeout", "5", *daphne_ping_args(),
+                    "--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
                     "meshsite.asgi:application"],
             env, web_ready, 60, f"daphne on {_bracket(host)}:{port}"))
         specs.append(ChildSpec(
