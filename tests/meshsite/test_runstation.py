@@ -156,3 +156,13 @@ def test_sigterm_stops_every_process_within_10s():
     assert elapsed < 10
     assert code == 0
     assert "station: stopped" in station.output()
+
+
+def test_station_database_is_sqlite_in_wal_mode(station):
+    import sqlite3
+
+    db = station.data_dir / "db.sqlite3"
+    assert db.exists()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (station.data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
