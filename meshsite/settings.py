@@ -277,6 +277,77 @@ LOGGING = {
 # --- certificates ---------------------------------------------------------------------------
 
 # --- signaling ------------------------------------------------------------------------------
+# docs/signaling.md describes every knob. Times in seconds.
+from meshsite.env import env_float  # noqa: E402 - kept inside this app's section
+
+
+SIGNALING_PEERJS_PATH = "/" + (env_str("MESHSITE_PEERJS_PATH", "/peerjs/") or "").strip("/") + "/"
+SIGNALING_PEERJS_PATH = SIGNALING_PEERJS_PATH.replace("//", "/")
+if not all(part.replace("-", "").replace("_", "").replace(".", "").isalnum()
+           for part in SIGNALING_PEERJS_PATH.strip("/").split("/") if part):
+    raise ImproperlyConfigured(
+        f"MESHSITE_PEERJS_PATH={SIGNALING_PEERJS_PATH!r} is not valid: expected a URL path of "
+        "letters, digits, '-', '_' and '.' segments, such as /peerjs/.")
+SIGNALING_PEERJS_KEY = env_str("MESHSITE_PEERJS_KEY", "peerjs")
+if not SIGNALING_PEERJS_KEY.replace("-", "").replace("_", "").isalnum():
+    raise ImproperlyConfigured(
+        f"MESHSITE_PEERJS_KEY={SIGNALING_PEERJS_KEY!r} is not valid: expected letters, digits, "
+        "'-' and '_'.")
+SIGNALING_PEERJS_EXPIRE_TIMEOUT = env_float("MESHSITE_PEERJS_EXPIRE_TIMEOUT", 5.0,
+                                            minimum=0.1, maximum=3600)
+SIGNALING_PEERJS_CLEANUP_INTERVAL = env_float("MESHSITE_PEERJS_CLEANUP_INTERVAL", 1.0,
+                                              minimum=0.05, maximum=60)
+SIGNALING_PEERJS_ALIVE_TIMEOUT = env_float("MESHSITE_PEERJS_ALIVE_TIMEOUT", 60.0,
+                                           minimum=0.5, maximum=86400)
+SIGNALING_PEERJS_CONCURRENT_LIMIT = env_int("MESHSITE_PEERJS_CONCURRENT_LIMIT", 5000,
+                                            minimum=1, maximum=1_000_000)
+SIGNALING_PEERJS_ALLOW_DISCOVERY = env_bool("MESHSITE_PEERJS_ALLOW_DISCOVERY", False)
+SIGNALING_PEERJS_CORS_ORIGINS = env_list("MESHSITE_PEERJS_CORS_ORIGINS", [])
+SIGNALING_PEERJS_QUEUE_PER_ID = env_int("MESHSITE_PEERJS_QUEUE_PER_ID", 100,
+                                        minimum=0, maximum=100_000)
+SIGNALING_PEERJS_QUEUE_TOTAL_BYTES = env_int("MESHSITE_PEERJS_QUEUE_TOTAL_BYTES",
+                                             16 * 1024 * 1024, minimum=0, maximum=2**34)
+SIGNALING_PEERJS_ID_BINDING = env_choice("MESHSITE_PEERJS_ID_BINDING", "off",
+                                         ["off", "callsigns", "licensed"])
+
+SIGNALING_MAX_MESSAGE_BYTES = env_int("MESHSITE_SIGNALING_MAX_MESSAGE_BYTES", 65536,
+                                      minimum=1024, maximum=1024 * 1024)
+SIGNALING_RATE = env_float("MESHSITE_SIGNALING_RATE", 50.0, minimum=0, maximum=1_000_000)
+SIGNALING_BURST = env_int("MESHSITE_SIGNALING_BURST", 200, minimum=1, maximum=1_000_000)
+SIGNALING_MAX_ICE_CANDIDATES = env_int("MESHSITE_SIGNALING_MAX_ICE_CANDIDATES", 50,
+                                       minimum=0, maximum=100_000)
+SIGNALING_CONNECT_RATE = env_int("MESHSITE_SIGNALING_CONNECT_RATE", 120,
+                                 minimum=0, maximum=1_000_000)
+SIGNALING_MAX_WARNINGS = env_int("MESHSITE_SIGNALING_MAX_WARNINGS", 10, minimum=1,
+                                 maximum=1_000_000)
+SIGNALING_MAX_CLIENTS = env_int("MESHSITE_SIGNALING_MAX_CLIENTS", 5000, minimum=1,
+                                maximum=1_000_000)
+SIGNALING_DEFAULT_ROOM = env_str("MESHSITE_SIGNALING_DEFAULT_ROOM", "lobby")
+SIGNALING_ROOM_CAPACITY = env_int("MESHSITE_SIGNALING_ROOM_CAPACITY", 1000, minimum=0,
+                                  maximum=1_000_000)
+SIGNALING_IDLE_TIMEOUT = env_float("MESHSITE_SIGNALING_IDLE_TIMEOUT", 30.0, minimum=0,
+                                   maximum=86400)
+SIGNALING_PRESENCE_REFRESH = env_float("MESHSITE_SIGNALING_PRESENCE_REFRESH", 1.0,
+                                       minimum=0.05, maximum=60)
+SIGNALING_PRESENCE_TTL = env_float("MESHSITE_SIGNALING_PRESENCE_TTL", 5.0, minimum=0.2,
+                                   maximum=600)
+if SIGNALING_PRESENCE_TTL <= 2 * SIGNALING_PRESENCE_REFRESH:
+    raise ImproperlyConfigured(
+        "MESHSITE_SIGNALING_PRESENCE_TTL must be more than twice "
+        "MESHSITE_SIGNALING_PRESENCE_REFRESH, or live processes would be taken for dead.")
+# WebSocket ping/pong from the server (daphne's --ping-interval / --ping-timeout): whoever starts
+# daphne (runstation, the test harness) passes these, so half-open sockets die within seconds.
+SIGNALING_PING_INTERVAL = env_int("MESHSITE_SIGNALING_PING_INTERVAL", 5, minimum=1,
+                                  maximum=3600)
+SIGNALING_PING_TIMEOUT = env_int("MESHSITE_SIGNALING_PING_TIMEOUT", 5, minimum=1, maximum=3600)
+SIGNALING_SESSION_RETENTION = env_int("MESHSITE_SIGNALING_SESSION_RETENTION", 86400,
+                                      minimum=60, maximum=365 * 86400)
+SIGNALING_PRUNE_INTERVAL = env_int("MESHSITE_SIGNALING_PRUNE_INTERVAL", 3600, minimum=10,
+                                   maximum=86400)
+CELERY_BEAT_SCHEDULE["signaling-prune-sessions"] = {
+    "task": "signaling.tasks.prune_sessions",
+    "schedule": SIGNALING_PRUNE_INTERVAL,
+}
 
 # --- mesh -----------------------------------------------------------------------------------
 

@@ -1,3 +1,13 @@
+"""WebSocket routes: `/ws/signal` and `{MESHSITE_PEERJS_PATH}peerjs`, plain ASGI apps."""
+
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.conf import settings
+from django.urls import path
+
+from signaling.consumers import PeerJSSocket, SignalSocket
+
+websocket_urlpatterns: list = [
+    path("ws/signal", SignalSocket()),
+    path(settings.SIGNALING_PEERJS_PATH.lstrip("/") + "peerjs", PeerJSSocket()),
+]
