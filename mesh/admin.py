@@ -1,1 +1,63 @@
 from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from mesh import selectors, services
+from mesh.models import Link, MeshBlacklistEntry, NetworkModeChange, Peer
+
+
+class LinkInline(admin.TabularInline):
+    model = Link
+    extra = 0
+    readonly_fields = ["kind", "address", "state", "connected", "last_heard", "rtt_ms", "detail"]
+
+
+@admin.register(Peer)
+class PeerAdmin(admin.ModelAdmin):
+    list_display = ["callsign", "endpoint", "state", "discovery_method", "last_contact", "rtt_ms",
+                    "authenticated", "station_id"]
+    list_filter = ["state", "discovery_method", "authenticated"]
+    search_fields = ["callsign", "endpoint", "station_id"]
+    readonly_fields = ["station_id", "state", "state_changed_at", "last_contact", "rtt_ms",
+                       "authenticated", "learnt_from", "fingerprint", "version", "created_at",
+                       "updated_at"]
+    inlines = [LinkInline]
+    actions = ["gossip_now"]
+
+    def save_model(self, request: HttpRequest, obj: Peer, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        if not change:
+            obj.endpoint = services.endpoint_normalize(obj.endpoint)
+        super().save_model(request, obj, form, change)
+        if obj.endpoint:
+            Link.objects.get_or_create(peer=obj, kind=Link.Kind.LAN, address=obj.endpoint)
+        services.mesh_poke(command="peers_changed")
+
+    @admin.action(description="Sync certificates and blacklist with every linked peer now")
+    def gossip_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        services.mesh_poke(command="gossip")
+        self.message_user(request, "meshd asked to sync every link"
+                          + ("" if selectors.daemon_alive() else " (but meshd is not running)"),
+                          messages.INFO)
+
+
+@admin.register(MeshBlacklistEntry)
+class MeshBlacklistEntryAdmin(admin.ModelAdmin):
+    list_display = ["fingerprint", "status", "signer_station_id", "received_from", "reason",
+                    "created_at"]
+    list_filter = ["status"]
+    search_fields = ["fingerprint", "signer_station_id", "reason"]
+    readonly_fields = [f.name for f in MeshBlacklistEntry._meta.fields]
+
+
+@admin.register(NetworkModeChange)
+class NetworkModeChangeAdmin(admin.ModelAdmin):
+    list_display = ["at", "previous", "mode", "detail"]
+    list_filter = ["mode"]
+    readonly_fields = ["at", "previous", "mode", "detail"]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):  # type: ignore[no-untyped-def]
+        mode = selectors.network_mode_get()
+        self.message_user(request, f"Current network mode: {mode['mode']}", messages.INFO)
+        return super().changelist_view(request, extra_context)

@@ -1,3 +1,19 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from mesh.api import (
+    LocalServersApi,
+    MeshBlacklistApi,
+    MeshNetworkApi,
+    MeshPingApi,
+    PeerListCreateApi,
+)
+
+urlpatterns = [
+    path("api/peers", PeerListCreateApi.as_view(), name="mesh-peers"),
+    path("api/local-servers", LocalServersApi.as_view(), name="mesh-local-servers"),
+    path("api/mesh/ping", MeshPingApi.as_view(), name="mesh-ping"),
+    path("api/mesh/blacklist", MeshBlacklistApi.as_view(), name="mesh-blacklist"),
+    path("api/mesh/network", MeshNetworkApi.as_view(), name="mesh-network"),
+]

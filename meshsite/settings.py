@@ -351,4 +351,52 @@ CELERY_BEAT_SCHEDULE["signaling-prune-sessions"] = {
 
 # --- mesh -----------------------------------------------------------------------------------
 
+from meshsite.env import env_float as _mesh_env_float  # noqa: E402 - mesh section keeps its imports
+
+# Liveness: meshd probes every peer each PROBE_INTERVAL seconds; a LAN peer silent for
+# SUSPECT_AFTER seconds is suspect, for UNREACHABLE_AFTER unreachable (RF links scale by minutes).
+MESH_PROBE_INTERVAL = _mesh_env_float("MESHSITE_MESH_PROBE_INTERVAL", 1.0, minimum=0.1, maximum=600)
+MESH_PROBE_TIMEOUT = _mesh_env_float("MESHSITE_MESH_PROBE_TIMEOUT", 1.5, minimum=0.1, maximum=60)
+MESH_SUSPECT_AFTER = _mesh_env_float("MESHSITE_MESH_SUSPECT_AFTER", 2.5, minimum=0.2, maximum=86400)
+MESH_UNREACHABLE_AFTER = _mesh_env_float("MESHSITE_MESH_UNREACHABLE_AFTER", 8.0, minimum=0.5,
+                                         maximum=86400)
+MESH_RF_SUSPECT_AFTER = _mesh_env_float("MESHSITE_MESH_RF_SUSPECT_AFTER", 900, minimum=1)
+MESH_RF_UNREACHABLE_AFTER = _mesh_env_float("MESHSITE_MESH_RF_UNREACHABLE_AFTER", 2700, minimum=1)
+if MESH_UNREACHABLE_AFTER <= MESH_SUSPECT_AFTER:
+    raise ImproperlyConfigured(
+        "MESHSITE_MESH_UNREACHABLE_AFTER must be larger than MESHSITE_MESH_SUSPECT_AFTER "
+        f"({MESH_UNREACHABLE_AFTER} <= {MESH_SUSPECT_AFTER})."
+    )
+# Outgoing /ws/coordinate links reconnect with exponential backoff between these bounds.
+MESH_RECONNECT_MIN = _mesh_env_float("MESHSITE_MESH_RECONNECT_MIN", 0.5, minimum=0.05, maximum=60)
+MESH_RECONNECT_MAX = _mesh_env_float("MESHSITE_MESH_RECONNECT_MAX", 30.0, minimum=0.1, maximum=3600)
+# Signed messages older or newer than this many seconds are refused (replay window).
+MESH_MESSAGE_WINDOW = env_int("MESHSITE_MESH_MESSAGE_WINDOW", 120, minimum=5, maximum=86400)
+MESH_HOP_LIMIT = env_int("MESHSITE_MESH_HOP_LIMIT", 10, minimum=1, maximum=32)
+MESH_MAX_LEARNT_PEERS = env_int("MESHSITE_MESH_MAX_LEARNT_PEERS", 200, minimum=0, maximum=10000)
+MESH_PRUNE_AFTER = env_int("MESHSITE_MESH_PRUNE_AFTER", 7 * 86400, minimum=60)
+MESH_MDNS_TTL = env_int("MESHSITE_MESH_MDNS_TTL", 15, minimum=1, maximum=4500)
+# The operator's probe targets for the network mode: URLs (http/https) or host:port. No public
+# default: a station with none configured reports `unknown`.
+CONNECTIVITY_TARGETS = env_list("MESHSITE_CONNECTIVITY_TARGETS", [])
+CONNECTIVITY_TIMEOUT = _mesh_env_float("MESHSITE_CONNECTIVITY_TIMEOUT", 3.0, minimum=0.1, maximum=60)
+# Consecutive failed checks before the mode turns offline (one success turns it online again).
+CONNECTIVITY_FAILURES = env_int("MESHSITE_CONNECTIVITY_FAILURES", 2, minimum=1, maximum=100)
+
+MESH_GOSSIP_INTERVAL = env_int("MESHSITE_MESH_GOSSIP_INTERVAL", 30, minimum=1, maximum=86400)
+MESH_SWEEP_INTERVAL = env_int("MESHSITE_MESH_SWEEP_INTERVAL", 5, minimum=1, maximum=86400)
+MESH_PRUNE_INTERVAL = env_int("MESHSITE_MESH_PRUNE_INTERVAL", 3600, minimum=10, maximum=604800)
+MESH_MDNS_REFRESH_INTERVAL = env_int("MESHSITE_MESH_MDNS_REFRESH_INTERVAL", 60, minimum=5,
+                                     maximum=86400)
+CONNECTIVITY_INTERVAL = env_int("MESHSITE_CONNECTIVITY_INTERVAL", 5, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["mesh-gossip"] = {
+    "task": "mesh.tasks.gossip_round", "schedule": MESH_GOSSIP_INTERVAL}
+CELERY_BEAT_SCHEDULE["mesh-membership-sweep"] = {
+    "task": "mesh.tasks.membership_sweep", "schedule": MESH_SWEEP_INTERVAL}
+CELERY_BEAT_SCHEDULE["mesh-prune"] = {"task": "mesh.tasks.prune", "schedule": MESH_PRUNE_INTERVAL}
+CELERY_BEAT_SCHEDULE["mesh-mdns-refresh"] = {
+    "task": "mesh.tasks.mdns_refresh", "schedule": MESH_MDNS_REFRESH_INTERVAL}
+CELERY_BEAT_SCHEDULE["mesh-connectivity"] = {
+    "task": "mesh.tasks.connectivity_check", "schedule": CONNECTIVITY_INTERVAL}
+
 # --- catalog --------------------------------------------------------------------------------

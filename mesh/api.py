@@ -1,0 +1,124 @@
+"""`/api/peers`, `/api/local-servers`, `/api/mesh/ping`, `/api/mesh/blacklist`,
+`/api/mesh/network`."""
+
+from __future__ import annotations
+
+import functools
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mesh import selectors, services, trust
+from mesh.models import MeshBlacklistEntry
+from mesh.protocol import now_ms
+from mesh.serializers import (
+    MeshBlacklistEntrySerializer,
+    MeshLocalServersSerializer,
+    MeshNetworkSerializer,
+    MeshPeerCreateSerializer,
+    MeshPeerSerializer,
+    MeshPingSerializer,
+)
+from meshsite.api_errors import ApiError
+from meshsite.serializers import ErrorResponseSerializer
+
+
+def _owner_api_settings() -> tuple[list, list]:
+    """The certificates app's owner authentication when it offers one, else superusers."""
+    try:
+        from certificates.auth import IsStationOwner, OwnerTokenAuthentication
+    except ImportError:
+        from rest_framework.authentication import SessionAuthentication
+
+        return [SessionAuthentication], [permissions.IsAdminUser]
+    return [OwnerTokenAuthentication], [IsStationOwner]
+
+
+@functools.cache
+def _station_id() -> str:
+    return trust.local_station().station_id
+
+
+class PeerListCreateApi(APIView):
+    """GET: anyone. POST: the station owner."""
+
+    def get_authenticators(self):  # type: ignore[no-untyped-def]
+        if self.request is not None and self.request.method == "POST":
+            return [cls() for cls in _owner_api_settings()[0]]
+        return []
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.request.method == "POST":
+            return [cls() for cls in _owner_api_settings()[1]]
+        return []
+
+    @extend_schema(responses={200: MeshPeerSerializer(many=True)}, summary="Known stations",
+                   operation_id="peers_list")
+    def get(self, request: Request) -> Response:
+        peers = selectors.peers_list()
+        live = selectors.live_members()
+        data = MeshPeerSerializer(peers, many=True).data
+        for row in data:
+            current = live.get(str(row["id"]))
+            if current:
+                row["state"] = current["state"]
+                row["rttMs"] = current["rttMs"]
+        return Response(data)
+
+    @extend_schema(request=MeshPeerCreateSerializer,
+                   responses={201: MeshPeerSerializer, 400: ErrorResponseSerializer,
+                              401: ErrorResponseSerializer, 403: ErrorResponseSerializer},
+                   summary="Add a peer by endpoint (owner)", operation_id="peers_create")
+    def post(self, request: Request) -> Response:
+        serializer = MeshPeerCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            peer = services.peer_add(endpoint=serializer.validated_data["endpoint"],
+                                     callsign=serializer.validated_data.get("callsign"))
+        except services.MeshError as exc:
+            raise ApiError(exc.code, exc.detail) from exc
+        return Response(MeshPeerSerializer(peer).data, status=201)
+
+
+class LocalServersApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: MeshLocalServersSerializer},
+                   summary="Stations found on the LAN by mDNS")
+    def get(self, request: Request) -> Response:
+        return Response(MeshLocalServersSerializer({"servers": selectors.local_servers()}).data)
+
+
+class MeshPingApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: MeshPingSerializer},
+                   summary="Liveness probe between stations (cheap, no database)")
+    def get(self, request: Request) -> Response:
+        return Response({"stationId": _station_id(), "time": now_ms()})
+
+
+class MeshBlacklistApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: MeshBlacklistEntrySerializer(many=True)},
+                   summary="Blacklist entries heard from the mesh: applied, or kept as reports")
+    def get(self, request: Request) -> Response:
+        rows = MeshBlacklistEntry.objects.all()[:1000]
+        return Response(MeshBlacklistEntrySerializer(rows, many=True).data)
+
+
+class MeshNetworkApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: MeshNetworkSerializer},
+                   summary="Network mode (online / offline / degraded) and the probe results")
+    def get(self, request: Request) -> Response:
+        return Response(selectors.network_mode_get())

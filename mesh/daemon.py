@@ -1,0 +1,427 @@
+"""meshd: the station's long-running mesh process (one asyncio loop).
+
+It holds the mDNS responder and browser, dials a `/ws/coordinate` link to every known peer
+(reconnecting with exponential backoff), probes every peer's liveness itself (mDNS record
+lifetimes are far too long for that), turns silence into suspect / unreachable, syncs trust on
+change, and carries `services.peer_request` calls from other processes over its links.
+SIGTERM stops it within a few seconds, with an mDNS goodbye.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from mesh import gossip, mdns, membership, probe, protocol, selectors, services, trust
+from mesh.links import HANDSHAKE_TIMEOUT, LinkSession
+from mesh.models import Peer
+from meshsite.redisconn import get_async_redis
+from meshsite.version import full_version
+
+logger = logging.getLogger(__name__)
+DAEMON_KEY = "meshsite:mesh:daemon"
+
+
+def _db(fn: Any) -> Any:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(wrapped, thread_sensitive=True)
+
+
+@dataclass
+class KnownPeer:
+    pk: int
+    station_id: str | None
+    endpoint: str
+    callsign: str
+    state: str
+
+
+class MeshDaemon:
+    def __init__(self, *, mdns_enabled: bool, interfaces: list[str], port: int) -> None:
+        self.mdns_enabled = mdns_enabled
+        self.interfaces = interfaces
+        self.port = port
+        self.stopping = asyncio.Event()
+        self.redis = get_async_redis()
+        self.local: trust.LocalStation | None = None
+        self.mdns: mdns.MdnsService | None = None
+        self.table = membership.MemberTable()
+        self.timeouts = membership.Timeouts(settings.MESH_SUSPECT_AFTER,
+                                            settings.MESH_UNREACHABLE_AFTER)
+        self.peers: dict[int, KnownPeer] = {}
+        self.dialers: dict[str, asyncio.Task] = {}
+        self.links: dict[str, LinkSession] = {}  # peer station id -> established client link
+        self.tasks: list[asyncio.Task] = []
+        self.reload_now = asyncio.Event()
+        self.sync_now = asyncio.Event()
+        self.last_db_write: dict[int, float] = {}
+        self.request_tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.local = await _db(trust.local_station)()
+        logger.info("meshd starting", extra={"station": self.local.station_id,
+                                             "callsign": self.local.callsign or "-",
+                                             "claimed": self.local.credential is not None,
+                                             "mdns": self.mdns_enabled})
+        await self.redis.set(DAEMON_KEY, str(time.time()), ex=5)
+        await self.reload_peers()
+        if self.mdns_enabled:
+            await self.start_mdns()
+        for job in (self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
+                    self.request_loop, self.trust_watch, self.sync_loop):
+            self.tasks.append(asyncio.ensure_future(self.guard(job)))
+        await self.stopping.wait()
+        await self.shutdown()
+
+    async def start_mdns(self) -> None:
+        addresses = mdns.interface_addresses(self.interfaces)
+        self.mdns = mdns.MdnsService(self.advert(addresses), on_found=self.on_mdns_found,
+                                     on_gone=self.on_mdns_gone)
+        await self.mdns.start()
+        logger.info("mDNS advertising", extra={"addresses": ",".join(addresses),
+                                               "port": self.port})
+
+    def advert(self, addresses: list[str]) -> mdns.Advert:
+        local = self.local or trust.LocalStation("", "", "", None)
+        return mdns.Advert(station_id=local.station_id, port=self.port, addresses=addresses,
+                           callsign=local.callsign, version=full_version(),
+                           capabilities=selectors.CAPABILITIES, api_path="/api",
+                           fingerprint=local.fingerprint, ttl=settings.MESH_MDNS_TTL)
+
+    async def shutdown(self) -> None:
+        logger.info("meshd stopping")
+        for task in [*self.tasks, *self.dialers.values()]:
+            task.cancel()
+        for link in list(self.links.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(link.shutdown(1001), 1)
+        await asyncio.gather(*self.tasks, *self.dialers.values(), return_exceptions=True)
+        if self.mdns is not None:
+            await self.mdns.stop()
+        with contextlib.suppress(Exception):
+            await self.redis.delete(DAEMON_KEY)
+            await self.redis.aclose()
+
+    async def guard(self, job: Any) -> None:
+        """Run a loop forever: a crash is logged and the loop restarted a second later."""
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("meshd loop failed; restarting it", extra={"loop": job.__name__})
+                await asyncio.sleep(1)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await self.redis.set(DAEMON_KEY, str(time.time()), ex=5)
+            await asyncio.sleep(1.5)
+
+    # -- peers -----------------------------------------------------------------------------
+
+    async def reload_peers(self) -> None:
+        def load() -> list[KnownPeer]:
+            return [KnownPeer(p.pk, p.station_id, p.endpoint, p.callsign, p.state)
+                    for p in Peer.objects.all()]
+
+        rows = await _db(load)()
+        now = time.monotonic()
+        fresh = {row.pk: row for row in rows}
+        for pk in set(self.peers) - set(fresh):
+            self.table.forget(str(pk))
+        for row in rows:
+            member = self.table.track(str(row.pk), self.timeouts, now)
+            if member.state == membership.UNKNOWN and row.state != membership.UNKNOWN:
+                member.state = row.state  # carry the stored state over a restart
+        self.peers = fresh
+        self.update_dialers()
+
+    async def reload_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reload_now.wait(), 5)
+            self.reload_now.clear()
+            await self.reload_peers()
+
+    async def on_mdns_found(self, sighting: mdns.Sighting) -> None:
+        try:
+            await _db(services.peer_seen)(
+                station_id=sighting.station_id, endpoint=sighting.endpoint,
+                method=Peer.Method.MDNS, callsign=sighting.callsign,
+                capabilities=sighting.capabilities, version=sighting.version,
+                fingerprint=sighting.fingerprint)
+        except services.MeshError as exc:
+            logger.warning("mDNS sighting ignored", extra={"error": exc.detail})
+            return
+        await self.reload_peers()
+        for peer in self.peers.values():
+            if peer.station_id == sighting.station_id:
+                await self.probe_peer(peer)
+
+    async def on_mdns_gone(self, station_id: str) -> None:
+        """A goodbye: the station stopped cleanly, so it is unreachable now, not in seconds."""
+        for peer in self.peers.values():
+            if peer.station_id == station_id:
+                member = self.table.members.get(str(peer.pk))
+                if member is not None and member.state != membership.UNREACHABLE:
+                    member.state = membership.UNREACHABLE
+                    member.last_heard = time.monotonic() - self.timeouts.unreachable_after
+                    await _db(services.peer_state_record)(peer_id=peer.pk,
+                                                          state=membership.UNREACHABLE)
+                    logger.info("mesh peer said goodbye", extra={"station": station_id})
+
+    # -- liveness --------------------------------------------------------------------------
+
+    async def probe_peer(self, peer: KnownPeer) -> None:
+        if not peer.endpoint:
+            return
+        result = await probe.http_get(peer.endpoint + "/api/mesh/ping",
+                                      settings.MESH_PROBE_TIMEOUT)
+        if not result.ok:
+            return
+        body = result.body if isinstance(result.body, dict) else {}
+        answered_id = body.get("stationId")
+        if peer.station_id and answered_id not in (None, peer.station_id):
+            return  # another station answers at that address now
+        if not peer.station_id and isinstance(answered_id, str) and answered_id:
+            if answered_id == (self.local.station_id if self.local else None):
+                return  # an endpoint of our own
+            await _db(services.peer_identify)(peer_id=peer.pk, station_id=answered_id)
+            self.reload_now.set()
+        now = time.monotonic()
+        transition = self.table.heard(str(peer.pk), now, result.rtt)
+        member = self.table.members[str(peer.pk)]
+        rtt_ms = None if member.rtt is None else member.rtt * 1000
+        if transition is not None:
+            await self.record(peer, transition)
+        elif now - self.last_db_write.get(peer.pk, 0) >= 5:
+            self.last_db_write[peer.pk] = now
+            await _db(services.peer_state_record)(peer_id=peer.pk, state=member.state,
+                                                  rtt_ms=rtt_ms, heard=True)
+
+    async def record(self, peer: KnownPeer, transition: membership.Transition) -> None:
+        member = self.table.members[str(peer.pk)]
+        self.last_db_write[peer.pk] = time.monotonic()
+        logger.info("mesh peer state", extra={
+            "station": peer.station_id or "-", "endpoint": peer.endpoint,
+            "old": transition.old, "new": transition.new,
+            "silence": None if transition.silence is None else round(transition.silence, 2)})
+        await _db(services.peer_state_record)(
+            peer_id=peer.pk, state=transition.new, heard=transition.new == membership.ACTIVE,
+            rtt_ms=None if member.rtt is None else member.rtt * 1000)
+
+    async def probe_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            peers = list(self.peers.values())
+            await asyncio.gather(*(self.probe_peer(p) for p in peers), return_exceptions=True)
+            for transition in self.table.sweep(time.monotonic()):
+                peer = self.peers.get(int(transition.key))
+                if peer is not None:
+                    await self.record(peer, transition)
+            await self.publish_members()
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.05, settings.MESH_PROBE_INTERVAL - elapsed))
+
+    async def publish_members(self) -> None:
+        now_mono, now_wall = time.monotonic(), time.time()
+        members = {}
+        for key, member in self.table.members.items():
+            peer = self.peers.get(int(key))
+            if peer is None:
+                continue
+            members[str(peer.pk)] = {
+                "state": member.state,
+                "lastHeard": None if member.last_heard is None
+                else now_wall - (now_mono - member.last_heard),
+                "rttMs": None if member.rtt is None else round(member.rtt * 1000, 2),
+                "connected": bool(peer.station_id and peer.station_id in self.links),
+            }
+        await self.redis.set(services.MEMBERS_KEY, json.dumps(members), ex=30)
+
+    # -- links -----------------------------------------------------------------------------
+
+    def update_dialers(self) -> None:
+        if self.local is None or self.local.credential is None:
+            return  # an unclaimed station cannot prove itself: no links, probes only
+        wanted = {p.endpoint for p in self.peers.values() if p.endpoint}
+        for endpoint in set(self.dialers) - wanted:
+            self.dialers.pop(endpoint).cancel()
+        for endpoint in wanted - set(self.dialers):
+            self.dialers[endpoint] = asyncio.ensure_future(self.dial_forever(endpoint))
+
+    async def dial_forever(self, endpoint: str) -> None:
+        delay = settings.MESH_RECONNECT_MIN
+        while True:
+            started = time.monotonic()
+            detail = await self.dial_once(endpoint)
+            if time.monotonic() - started > 30:
+                delay = settings.MESH_RECONNECT_MIN  # it was up for a while: start over
+            await _db(self.link_detail)(endpoint, detail)
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter
+            delay = min(settings.MESH_RECONNECT_MAX, delay * 2)
+
+    @staticmethod
+    def link_detail(endpoint: str, detail: str) -> None:
+        from mesh.models import Link
+
+        Link.objects.filter(address=endpoint, kind=Link.Kind.LAN).update(
+            detail=detail[:300], connected=False)
+
+    async def dial_once(self, endpoint: str) -> str:
+        url = "ws" + endpoint.removeprefix("http") + "/ws/coordinate"
+        try:
+            async with websockets.connect(url, open_timeout=5, max_size=protocol.MAX_FRAME_BYTES,
+                                          ping_interval=5, ping_timeout=5,
+                                          close_timeout=2) as ws:
+                session = LinkSession(role="client", send_text=ws.send,
+                                      close=lambda code: ws.close(code),
+                                      on_established=self.on_link_up)
+                await session.start()
+                deadline = asyncio.get_running_loop().call_later(
+                    HANDSHAKE_TIMEOUT, lambda: None if session.established.is_set()
+                    else asyncio.ensure_future(ws.close(4408)))
+                try:
+                    async for message in ws:
+                        await session.receive(message)
+                        if session.closed:
+                            break
+                finally:
+                    deadline.cancel()
+                    if session.peer_station_id and self.links.get(
+                            session.peer_station_id) is session:
+                        del self.links[session.peer_station_id]
+                        await _db(services.peer_link_connected)(
+                            station_id=session.peer_station_id, connected=False)
+                    await session.shutdown()
+                if session.refused is not None:
+                    return f"refused: {session.refused.code}: {session.refused.detail}"
+                return "closed"
+        except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            return f"connect failed: {type(exc).__name__}: {exc}"
+
+    async def on_link_up(self, session: LinkSession) -> None:
+        self.links[session.peer_station_id] = session
+        await _db(services.peer_link_connected)(station_id=session.peer_station_id,
+                                                connected=True)
+        await gossip.on_link_established(session)
+        self.reload_now.set()
+
+    async def sync_all(self) -> None:
+        links = [link for link in self.links.values() if not link.closed]
+        results = await asyncio.gather(*(gossip.sync_link(link) for link in links),
+                                       return_exceptions=True)
+        for link, result in zip(links, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.info("mesh sync failed", extra={"peer": link.peer_station_id,
+                                                       "error": f"{type(result).__name__}: "
+                                                                f"{result}"})
+
+    async def sync_loop(self) -> None:
+        while True:
+            await self.sync_now.wait()
+            self.sync_now.clear()
+            await self.sync_all()
+
+    async def trust_watch(self) -> None:
+        """Certificates or blacklist changed here (API, admin, a link): sync every link now."""
+        last = None
+        while True:
+            try:
+                digest = await _db(selectors.trust_digest)()
+            except Exception as exc:
+                logger.warning("trust digest failed", extra={"error": str(exc)})
+                digest = last
+            if last is not None and digest != last:
+                self.sync_now.set()
+            last = digest
+            await asyncio.sleep(1)
+
+    # -- commands from other processes -----------------------------------------------------
+
+    async def command_loop(self) -> None:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(services.COMMAND_CHANNEL)
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+                if message is None:
+                    continue
+                try:
+                    data = json.loads(message["data"])
+                except (TypeError, ValueError):
+                    continue
+                command = data.get("command")
+                if command == "peers_changed":
+                    self.reload_now.set()
+                elif command in ("changed", "gossip"):
+                    self.sync_now.set()
+                elif command == "mdns_refresh" and self.mdns is not None:
+                    await self.mdns.refresh()
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def request_loop(self) -> None:
+        redis = get_async_redis()
+        while True:
+            item = await redis.blpop([services.REQUEST_QUEUE], timeout=2)
+            if item is None:
+                continue
+            task = asyncio.ensure_future(self.carry_request(item[1]))
+            self.request_tasks.add(task)
+            task.add_done_callback(self.request_tasks.discard)
+
+    async def carry_request(self, raw: bytes) -> None:
+        try:
+            data = json.loads(raw)
+            reply_key = data["reply"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if time.time() > data.get("expires", 0):
+            return
+        link = self.links.get(data.get("peer"))
+        if link is None or link.closed:
+            answer = {"error": "no_link",
+                      "detail": f"no authenticated link to {data.get('peer')}"}
+        else:
+            try:
+                payload = await link.request(data["type"], data.get("payload") or {},
+                                             float(data.get("timeout", 10)))
+                answer = {"payload": payload}
+            except TimeoutError:
+                answer = {"error": "timeout", "detail": "the peer did not answer in time"}
+            except Exception as exc:
+                answer = {"error": getattr(exc, "code", "failed"),
+                          "detail": getattr(exc, "detail", str(exc))}
+        await self.redis.rpush(reply_key, json.dumps(answer))
+        await self.redis.expire(reply_key, 60)
+
+
+def run_daemon(*, mdns_enabled: bool, interfaces: list[str], port: int) -> None:
+    async def main() -> None:
+        daemon = MeshDaemon(mdns_enabled=mdns_enabled, interfaces=interfaces, port=port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, daemon.stopping.set)
+        await daemon.run()
+
+    asyncio.run(main())

@@ -1,0 +1,79 @@
+"""Message types other apps speak over the mesh, and their handlers.
+
+An app registers, in its `AppConfig.ready`:
+
+    from mesh.registry import register_handler
+
+    async def on_content_sync(link: LinkContext, payload: dict) -> dict | None:
+        ...                       # runs in the process holding the link (daphne or meshd)
+        return {"entries": [...]}  # the reply when the sender used link.request(...)
+
+    register_handler("CONTENT_SYNC", on_content_sync)
+
+The mesh has already checked, before a handler runs, that the message is signed by the linked
+station's key, comes from that station, is fresh (timestamp window) and not a replay.
+`LinkContext` gives the handler the proven peer and a way to talk back:
+
+    link.peer_station_id, link.peer_callsign, link.peer_fingerprint
+    await link.send(type, payload)                       -> message id
+    await link.request(type, payload, timeout=10.0)      -> reply payload (dict)
+
+A handler that returns a dict answers a request with it; returning None answers `{}`. Raising
+`MeshHandlerError(code, detail)` answers with an ERROR the requester sees as that exception.
+Type names are upper-case words; the mesh's own are PEER_ANNOUNCE, PEER_LIST, CERT_SYNC,
+BLACKLIST_UPDATE, PING, REPLY and ERROR, and cannot be registered twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,47}$")
+
+
+class LinkContext(Protocol):
+    peer_station_id: str
+    peer_callsign: str
+    peer_fingerprint: str
+
+    async def send(self, type_: str, payload: dict[str, Any]) -> str: ...
+
+    async def request(self, type_: str, payload: dict[str, Any],
+                      timeout: float = 10.0) -> dict[str, Any]: ...
+
+
+Handler = Callable[[LinkContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+class MeshHandlerError(Exception):
+    """Raised by a handler (or seen by a requester) to answer with an ERROR."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+_handlers: dict[str, Handler] = {}
+
+
+def register_handler(message_type: str, handler: Handler) -> None:
+    """Route `message_type` to `handler` (an async function). Registering the same handler
+    again is a no-op; a different handler for a taken type raises ValueError."""
+    if not _TYPE_RE.match(message_type):
+        raise ValueError(f"message type {message_type!r}: use 2 to 48 upper-case letters, "
+                         "digits or underscores, starting with a letter")
+    existing = _handlers.get(message_type)
+    if existing is not None and existing is not handler:
+        raise ValueError(f"message type {message_type} already has a handler ({existing!r})")
+    _handlers[message_type] = handler
+
+
+def get_handler(message_type: str) -> Handler | None:
+    return _handlers.get(message_type)
+
+
+def registered_types() -> list[str]:
+    return sorted(_handlers)
