@@ -349,7 +349,8 @@ _RECEIVED = {"OFFER": "OFFER_RECEIVED", "ANSWER": "ANSWER_RECEIVED",
              "ICE_CANDIDATE": "ICE_CANDIDATE_RECEIVED"}
 _CALLSIGN = re.compile(r"^[A-Za-z0-9/]{1,16}$")
 _ROOM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_TYPES = "REGISTER, NONCE, LIST_PEERS, OFFER, ANSWER, ICE_CANDIDATE, HEARTBEAT"
+_TYPES = ("REGISTER, NONCE, LIST_PEERS, OFFER, ANSWER, ICE_CANDIDATE, HEARTBEAT, PING, "
+          "PEERJS_TOKEN")
 
 
 class SignalSocket(_SocketApp):
@@ -414,6 +415,8 @@ class SignalSocket(_SocketApp):
                                          "peers": peers}).decode())
         elif kind == "NONCE":
             await self._nonce(conn)
+        elif kind == "PEERJS_TOKEN":
+            await self._peerjs_token(conn)
         else:
             await self._error(conn, "unknown_type",
                               f"Unknown message type {kind[:40]!r}; known: {_TYPES}", warn=True)
@@ -462,6 +465,18 @@ class SignalSocket(_SocketApp):
             await self._error(conn, "unavailable", "This station cannot verify licenses yet")
             return
         await conn.send_text(_dumps({"type": "NONCE", "nonce": nonce}).decode())
+
+    async def _peerjs_token(self, conn: Connection) -> None:
+        if not conn.licensed:
+            await self._error(conn, "not_licensed",
+                              "PeerJS tokens are for licensed operators: REGISTER with a "
+                              "certificate first")
+            return
+        from signaling.services import peerjs_token_issue
+
+        token = await sync_to_async(peerjs_token_issue)(callsign=conn.callsign)
+        await conn.send_text(_dumps({"type": "PEERJS_TOKEN", "token": token,
+                                     "callsign": conn.callsign}).decode())
 
     async def _register(self, hub: Hub, conn: Connection, message: dict[str, Any]) -> None:
         if conn.registered:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -41,12 +42,22 @@ def sessions_prune(*, now: dt.datetime | None = None) -> dict[str, int]:
     return {"deleted": deleted, "lost": lost}
 
 
-def client_disconnect(*, protocol: str, peer_id: str, code: int = 1008) -> bool:
+def client_disconnect(*, protocol: str, peer_id: str, connection_id: str | None = None,
+                      code: int = 1008) -> bool:
     """Close a live client wherever it is connected (through its process's Redis channel).
-    False when no process holds that id."""
+    False when no process holds that id (or holds it on another connection than
+    `connection_id`, when given)."""
     found = client_find(protocol=protocol, peer_id=peer_id)
-    if found is None:
+    if found is None or (connection_id and found["connectionId"] != connection_id):
         return False
     get_redis().publish(f"{KEY_PREFIX}p:{found['process']}",
                         US.join(("K", found["connectionId"], str(code))))
     return True
+
+
+def peerjs_token_issue(*, callsign: str, ttl: int = 86400) -> str:
+    """A PeerJS token bound to a licensed `callsign` (for MESHSITE_PEERJS_ID_BINDING): ids that
+    name that callsign are accepted with it for `ttl` seconds."""
+    token = secrets.token_urlsafe(24)
+    get_redis().set(f"{KEY_PREFIX}pjtok:{token}", callsign.upper(), ex=ttl)
+    return token
