@@ -276,6 +276,20 @@ LOGGING = {
 
 # --- certificates ---------------------------------------------------------------------------
 
+# End certificates that expired are refused unless this is on (then accepted and flagged expired).
+MESHSITE_ALLOW_EXPIRED_CERTIFICATES = env_bool("MESHSITE_ALLOW_EXPIRED_CERTIFICATES", False)
+# PEM files whose certificates are trust roots besides those in the database (comma-separated).
+MESHSITE_TRUST_ROOT_FILES = env_list("MESHSITE_TRUST_ROOT_FILES", [])
+# Seconds a claim / proof nonce stays usable.
+MESHSITE_NONCE_TTL = env_int("MESHSITE_NONCE_TTL", 300, minimum=10, maximum=3600)
+# The station's Ed25519 key (raw 32 bytes, mode 0600) and the CA key (PKCS#8 PEM, mode 0600).
+MESHSITE_STATION_KEY_FILE = env_path("MESHSITE_STATION_KEY_FILE", DATA_DIR / "station_ed25519.key")
+MESHSITE_CA_KEY_FILE = env_path("MESHSITE_CA_KEY_FILE", DATA_DIR / "ca_key.pem")
+# Certificates issued by this station's CA: validity in days, and at most LIMIT per WINDOW seconds.
+MESHSITE_CA_VALIDITY_DAYS = env_int("MESHSITE_CA_VALIDITY_DAYS", 365, minimum=1, maximum=3650)
+MESHSITE_CA_ISSUE_LIMIT = env_int("MESHSITE_CA_ISSUE_LIMIT", 10, minimum=1, maximum=100000)
+MESHSITE_CA_ISSUE_WINDOW = env_int("MESHSITE_CA_ISSUE_WINDOW", 3600, minimum=1, maximum=86400)
+
 # --- signaling ------------------------------------------------------------------------------
 # docs/signaling.md describes every knob. Times in seconds.
 from meshsite.env import env_float  # noqa: E402 - kept inside this app's section
