@@ -1,0 +1,1 @@
+"""Catalog benchmarks: reconciliation bytes and rounds, serving throughput."""
