@@ -459,6 +459,14 @@ def _name(cert: x509.Certificate) -> str:
         return "<unprintable subject>"
 
 
+def _self_signed(cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
 def _issue_path(cert: x509.Certificate, chain: list[x509.Certificate],
                 roots: list[x509.Certificate]) -> list[x509.Certificate]:
     root_fps = {fingerprint(r) for r in roots}
@@ -473,6 +481,11 @@ def _issue_path(cert: x509.Certificate, chain: list[x509.Certificate],
             raise CertificateError(
                 "chain_too_deep", f"The path to a root is longer than {MAX_CHAIN_DEPTH} "
                 "certificates.")
+        if current.issuer == current.subject and _self_signed(current):
+            raise CertificateError(
+                "untrusted_root", f"The chain ends at the self-signed certificate "
+                f"'{_name(current)}', which is not one of this station's trust roots. Ask the "
+                "owner to add the root (manage.py trustroot add) if it should be trusted.")
         candidates = [c for fp, c in pool.items()
                       if fp not in seen and c.subject == current.issuer]
         if not candidates:
