@@ -21,9 +21,12 @@ from certificates.x509tools import (
     LOTW_QSO_NOT_BEFORE_OID,
     MESHSITE_LICENSE_OID,
     encode_license_extension,
+    fingerprint,
     sign_message,
     to_pem,
 )
+
+__all__ = ["fingerprint", "to_pem"]
 
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
