@@ -1,0 +1,1 @@
+"""Signaling relay benchmark (`python -m bench.signaling --help`); see docs/benchmarks.md."""
