@@ -49,6 +49,7 @@ class KnownPeer:
     endpoint: str
     callsign: str
     state: str
+    method: str
 
 
 class MeshDaemon:
@@ -139,8 +140,8 @@ class MeshDaemon:
 
     async def reload_peers(self) -> None:
         def load() -> list[KnownPeer]:
-            return [KnownPeer(p.pk, p.station_id, p.endpoint, p.callsign, p.state)
-                    for p in Peer.objects.all()]
+            return [KnownPeer(p.pk, p.station_id, p.endpoint, p.callsign, p.state,
+                              p.discovery_method) for p in Peer.objects.all()]
 
         rows = await _db(load)()
         now = time.monotonic()
@@ -262,7 +263,8 @@ class MeshDaemon:
     def update_dialers(self) -> None:
         if self.local is None or self.local.credential is None:
             return  # an unclaimed station cannot prove itself: no links, probes only
-        wanted = {p.endpoint for p in self.peers.values() if p.endpoint}
+        wanted = {p.endpoint for p in self.peers.values() if p.endpoint and (
+            p.method != Peer.Method.PEER or settings.MESH_DIAL_LEARNT_PEERS)}
         for endpoint in set(self.dialers) - wanted:
             self.dialers.pop(endpoint).cancel()
         for endpoint in wanted - set(self.dialers):
@@ -294,7 +296,7 @@ class MeshDaemon:
                                           close_timeout=2) as ws:
                 session = LinkSession(role="client", send_text=ws.send,
                                       close=lambda code: ws.close(code),
-                                      on_established=self.on_link_up)
+                                      on_established=lambda s: self.on_link_up(s, endpoint))
                 await session.start()
                 deadline = asyncio.get_running_loop().call_later(
                     HANDSHAKE_TIMEOUT, lambda: None if session.established.is_set()
@@ -318,10 +320,17 @@ class MeshDaemon:
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
             return f"connect failed: {type(exc).__name__}: {exc}"
 
-    async def on_link_up(self, session: LinkSession) -> None:
+    async def on_link_up(self, session: LinkSession, endpoint: str) -> None:
         self.links[session.peer_station_id] = session
-        await _db(services.peer_link_connected)(station_id=session.peer_station_id,
-                                                connected=True)
+
+        def record() -> None:
+            # The dialled endpoint now has a proven station id (a manual row gets it here).
+            services.peer_seen(station_id=session.peer_station_id, endpoint=endpoint,
+                               method=Peer.Method.PEER, callsign=session.peer_callsign,
+                               fingerprint=session.peer_fingerprint)
+            services.peer_link_connected(station_id=session.peer_station_id, connected=True)
+
+        await _db(record)()
         await gossip.on_link_established(session)
         self.reload_now.set()
 

@@ -388,6 +388,8 @@ MESH_RECONNECT_MAX = _mesh_env_float("MESHSITE_MESH_RECONNECT_MAX", 30.0, minimu
 MESH_MESSAGE_WINDOW = env_int("MESHSITE_MESH_MESSAGE_WINDOW", 120, minimum=5, maximum=86400)
 MESH_HOP_LIMIT = env_int("MESHSITE_MESH_HOP_LIMIT", 10, minimum=1, maximum=32)
 MESH_MAX_LEARNT_PEERS = env_int("MESHSITE_MESH_MAX_LEARNT_PEERS", 200, minimum=0, maximum=10000)
+# Open links to peers learnt from other peers' lists too (off: only mDNS and manual peers).
+MESH_DIAL_LEARNT_PEERS = env_bool("MESHSITE_MESH_DIAL_LEARNT_PEERS", True)
 MESH_PRUNE_AFTER = env_int("MESHSITE_MESH_PRUNE_AFTER", 7 * 86400, minimum=60)
 MESH_MDNS_TTL = env_int("MESHSITE_MESH_MDNS_TTL", 15, minimum=1, maximum=4500)
 # The operator's probe targets for the network mode: URLs (http/https) or host:port. No public
