@@ -101,7 +101,8 @@ class _SocketApp:
         conn = Connection(ns=self.ns, send=send, remote=str(remote))
         if not await hub.connect_allowed(conn.remote):
             await conn.send_text(self.rate_refusal())
-            await conn.close(CLOSE_POLICY)
+            await conn.close(CLOSE_POLICY, outcome="rejected",
+                             reason="too many connection attempts")
             return
         conn.bucket = TokenBucket(settings.SIGNALING_RATE, settings.SIGNALING_BURST)
         hub.attach(conn)
@@ -118,7 +119,8 @@ class _SocketApp:
                     if raw is None:
                         raw = event.get("bytes") or b""
                     if frame_too_large(raw, limit):
-                        await conn.close(CLOSE_TOO_BIG, outcome="too_large")
+                        await conn.close(CLOSE_TOO_BIG, outcome="too_large",
+                                         reason=f"message over {limit} bytes")
                         break
                     conn.messages_in += 1
                     if not conn.bucket.take():
@@ -141,7 +143,8 @@ class _SocketApp:
         """A limit was hit: after SIGNALING_MAX_WARNINGS of them the client is closed (1008)."""
         conn.warnings += 1
         if conn.warnings >= settings.SIGNALING_MAX_WARNINGS:
-            await conn.close(CLOSE_POLICY, outcome="abuse")
+            await conn.close(CLOSE_POLICY, outcome="abuse",
+                             reason="too many limit violations")
 
     def rate_refusal(self) -> str:
         raise NotImplementedError

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import socket
@@ -99,14 +101,35 @@ class Connection:
             return False
         return True
 
-    async def close(self, code: int = 1000, outcome: str = "") -> None:
+    async def close(self, code: int = 1000, outcome: str = "", reason: str = "") -> None:
         if self.closed:
             return
         self.closed = True
         if outcome and not self.outcome:
             self.outcome = outcome
+        if code != 1000 and not 3000 <= code <= 4999:
+            if _close_through_daphne(self.send, code, reason):
+                return
+            code = 4000 + code % 1000  # a server that only sends 1000 / 3000-4999: 1008 -> 4008
         with contextlib.suppress(Exception):
             await self.send({"type": "websocket.close", "code": code})
+
+
+def _close_through_daphne(send: Callable[[dict], Awaitable[None]], code: int,
+                          reason: str) -> bool:
+    """daphne hands `websocket.close` to autobahn's `sendClose`, which refuses every code but
+    1000 and 3000-4999, so an ASGI app cannot close with 1008 or 1009 (RFC 6455 7.4.1) there.
+    daphne's `send` is `partial(server.handle_reply, protocol)`: send the close frame on the
+    protocol itself; the close handshake then ends as usual (websocket.disconnect)."""
+    protocol = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    close_frame = getattr(protocol, "sendCloseFrame", None)
+    if close_frame is None:
+        return False
+    try:
+        close_frame(code=code, reasonUtf8=reason.encode()[:120] or None, isReply=False)
+    except Exception:
+        return False
+    return True
 
 
 # --- Lua ------------------------------------------------------------------------------------
@@ -120,10 +143,12 @@ end
 """
 
 # KEYS: clients, procs, my ids, room hash ('' if none), callsign index ('' if none)
-# ARGV: id, value, token, limit, now, ttl, member, room capacity, peer json, callsign, me
+# ARGV: id, value, token, limit, now, ttl, member, room capacity, peer json, callsign, me,
+#       ids set prefix, conn
 _CLAIM = _LUA_SPLIT + """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local reattach = nil
+if cur and split(cur)[2] == ARGV[13] then cur = nil end
 if cur then
   local f = split(cur)
   local seen = redis.call('ZSCORE', KEYS[2], f[1])
@@ -255,6 +280,13 @@ return out
 """
 
 
+def _peer_json(conn: Connection) -> str:
+    if conn.ns != NATIVE:
+        return ""
+    return json.dumps({"id": conn.client_id, "callsign": conn.callsign,
+                       "hasLicense": conn.licensed}, separators=(",", ":"))
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -320,7 +352,7 @@ class Hub:
         return US.join((conn.ns, conn.client_id, conn.room, conn.callsign if conn.licensed else ""))
 
     async def claim(self, conn: Connection, *, limit: int = 0, room_capacity: int = 0,
-                    peer_json: str = "") -> tuple[str, str, str]:
+                    peer_json: str = "", token: str | None = None) -> tuple[str, str, str]:
         """Take `conn.client_id` in its namespace: ('ok'|'taken'|'full'|'room_full'|'reattach',
         old proc, old conn). A holder of a dead process, or with the same token, is replaced."""
         p = self.config.prefix
@@ -328,9 +360,10 @@ class Hub:
         rc_key = f"{p}rc:{conn.room}" if conn.room else ""
         result = await self._claim(
             keys=[f"{p}c:{conn.ns}", self.k_procs, f"{p}pi:{self.proc}", room_key, rc_key],
-            args=[conn.client_id, self._value(conn), conn.token, limit, time.time(),
-                  self.config.presence_ttl, self._member(conn), room_capacity, peer_json,
-                  conn.callsign if conn.licensed else "", self.proc, f"{p}pi:"])
+            args=[conn.client_id, self._value(conn), conn.token if token is None else token,
+                  limit, time.time(), self.config.presence_ttl, self._member(conn),
+                  room_capacity, peer_json, conn.callsign if conn.licensed else "", self.proc,
+                  f"{p}pi:", conn.conn_id])
         status = _s(result[0])
         if status in ("ok", "reattach"):
             conn.registered = True
@@ -540,12 +573,21 @@ class Hub:
             await self.broadcast_room(room, f'{{"type":"PEER_LEFT","peerId":"{peer}"}}')
 
     async def _reassert(self) -> None:
-        """We were taken for dead (a stalled loop): claim our connections' ids again."""
+        """We were taken for dead (a stalled loop, a flushed Redis): claim our connections' ids
+        again. One that somebody else took meanwhile is closed as replaced."""
         logger.warning("signaling process was reaped while alive; re-registering its peers")
         for table in self.local.values():
             for conn in list(table.values()):
-                with contextlib.suppress(Exception):
-                    await self.claim(conn)
+                try:
+                    status, _, _ = await self.claim(conn, token="", peer_json=_peer_json(conn))
+                except Exception:
+                    logger.exception("signaling re-register failed")
+                    continue
+                if status != "ok":
+                    if table.get(conn.client_id) is conn:
+                        del table[conn.client_id]
+                    conn.superseded = True
+                    await conn.close(4000, outcome="replaced")
 
     async def _sweep_loop(self) -> None:
         next_expiry = 0.0

@@ -1,0 +1,121 @@
+"""Fixtures of the signaling tests: real daphne processes on the test session's Redis.
+
+Each daphne gets short timers through its environment and server-side pings every second, so
+timeouts and dead sockets show within a test's patience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.harness import REPO, DaphneProcess, free_port, migrate, station_env
+from tests.signaling import wsclient
+
+FAST = {
+    "MESHSITE_LOG_LEVEL": "warning",
+    "MESHSITE_SIGNALING_PRESENCE_REFRESH": "0.2",
+    "MESHSITE_SIGNALING_PRESENCE_TTL": "2",
+    "MESHSITE_SIGNALING_CONNECT_RATE": "0",
+}
+
+
+class SignalingDaphne(DaphneProcess):
+    """A daphne like the harness's, with server pings (`--ping-interval/--ping-timeout`, which
+    runstation passes from the settings) and readiness judged on the PeerJS root, which depends
+    on nothing but this app."""
+
+    ping_interval = 1
+    ping_timeout = 1
+
+    def start(self, timeout: float = 60) -> SignalingDaphne:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the child's exit
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "--ping-interval", str(self.ping_interval), "--ping-timeout",
+             str(self.ping_timeout), "meshsite.asgi:application"],
+            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited:\n{self.output()[-4000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/peerjs/", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"daphne did not answer in {timeout}s:\n{self.output()[-4000:]}")
+
+    def sessions(self) -> list[dict]:
+        """The SignalingSession rows this process wrote (its own SQLite database)."""
+        import sqlite3
+
+        with sqlite3.connect(self.data_dir / "db.sqlite3") as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM signaling_signalingsession ORDER BY id").fetchall()
+        return [dict(row) for row in rows]
+
+
+@pytest.fixture(scope="session")
+def signaling_dir(embedded_redis: str) -> Path:
+    data_dir = Path(tempfile.mkdtemp(prefix="meshsite-sig-"))
+    migrate(data_dir, station_env(data_dir, REDIS_URL=settings.REDIS_URL, **FAST))
+    return data_dir
+
+
+def _start(data_dir: Path, env: dict[str, str]) -> SignalingDaphne:
+    full = station_env(data_dir, REDIS_URL=settings.REDIS_URL, **{**FAST, **env})
+    return SignalingDaphne(data_dir, port=free_port(), env=full).start()
+
+
+DaphneFactory = Callable[..., SignalingDaphne]
+
+
+@pytest.fixture
+def daphne_factory(signaling_dir: Path) -> Iterator[DaphneFactory]:
+    """Start daphne processes with extra settings; all are stopped after the test."""
+    started: list[SignalingDaphne] = []
+
+    def make(**env: str) -> SignalingDaphne:
+        process = _start(signaling_dir, env)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+def module_daphne(**env: str) -> Callable[..., Iterator[SignalingDaphne]]:
+    """A module-scoped fixture: one daphne with `env` for every test of a file."""
+
+    @pytest.fixture(scope="module")
+    def fixture(signaling_dir: Path) -> Iterator[SignalingDaphne]:
+        process = _start(signaling_dir, env)
+        yield process
+        process.stop()
+
+    return fixture
+
+
+@pytest.fixture(autouse=True)
+async def close_sockets() -> AsyncIterator[None]:
+    """Close every client socket a test opened, so no id outlives its test."""
+    yield
+    while wsclient.OPEN_SOCKETS:
+        ws = wsclient.OPEN_SOCKETS.pop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 2)
