@@ -49,6 +49,8 @@ E400 = _error("Invalid input: the `error` code names what (malformed, expired, b
 E401 = _error("Missing or invalid owner token.")
 E403 = _error("Not the station owner, or refused (already_claimed, not_a_ca_station, ...).")
 E404 = _error("No such certificate.")
+E409 = _error("The station is not claimed yet (not_claimed).")
+E415 = _error("The body is not JSON (send Content-Type: application/json).")
 E429 = _error("Rate limited; see the Retry-After header.")
 
 
@@ -123,7 +125,8 @@ class ClaimStationApi(CertificatesApiView):
     authentication_classes: list = []
 
     @extend_schema(request=ClaimStationRequestSerializer,
-                   responses={200: ClaimStationResponseSerializer, 400: E400, 403: E403},
+                   responses={200: ClaimStationResponseSerializer, 400: E400, 403: E403,
+                              415: E415},
                    summary="Claim this station with a license certificate", tags=["claim"])
     def post(self, request: Request) -> Response:
         data = _validated(ClaimStationRequestSerializer, request.data)
@@ -146,7 +149,8 @@ class CertificateListApi(CertificatesApiView, generics.GenericAPIView):
         return [IsStationOwner()] if self.request.method == "POST" else [AllowAny()]
 
     @extend_schema(parameters=[CertificateListQuerySerializer],
-                   responses={200: CertificateSummarySerializer(many=True), 400: E400},
+                   responses={200: CertificateSummarySerializer(many=True), 400: E400,
+                              401: E401, 404: _error("No such page.")},
                    summary="Known certificates (paginated)", tags=["certificates"])
     def get(self, request: Request) -> Response:
         query = CertificateListQuerySerializer(data=request.query_params)
@@ -160,7 +164,7 @@ class CertificateListApi(CertificatesApiView, generics.GenericAPIView):
 
     @extend_schema(request=CertificateAddRequestSerializer,
                    responses={201: CertificateDetailSerializer, 200: CertificateDetailSerializer,
-                              400: E400, 401: E401, 403: E403},
+                              400: E400, 401: E401, 403: E403, 415: E415},
                    summary="Add a certificate after chain validation (owner)",
                    tags=["certificates"])
     def post(self, request: Request) -> Response:
@@ -182,7 +186,7 @@ def _get_or_404(fingerprint: str) -> Certificate:
 
 
 class CertificateDetailApi(CertificatesApiView):
-    @extend_schema(responses={200: CertificateDetailSerializer, 404: E404},
+    @extend_schema(responses={200: CertificateDetailSerializer, 401: E401, 404: E404},
                    summary="One certificate with its chain", tags=["certificates"])
     def get(self, request: Request, fingerprint: str) -> Response:
         return Response(certificate_detail_data(_get_or_404(fingerprint)))
@@ -199,7 +203,7 @@ class CertificateBlacklistApi(CertificatesApiView):
 
     @extend_schema(request=BlacklistRequestSerializer,
                    responses={200: BlacklistResponseSerializer, 400: E400, 401: E401, 403: E403,
-                              404: E404},
+                              404: E404, 415: E415},
                    summary="Blacklist a certificate (owner)", tags=["certificates"])
     def post(self, request: Request, fingerprint: str) -> Response:
         row = _get_or_404(fingerprint)
@@ -225,7 +229,8 @@ class TrustRootListApi(CertificatesApiView, generics.GenericAPIView):
     def get_permissions(self) -> list:
         return [IsStationOwner()] if self.request.method == "POST" else [AllowAny()]
 
-    @extend_schema(responses={200: CertificateSummarySerializer(many=True)},
+    @extend_schema(responses={200: CertificateSummarySerializer(many=True), 401: E401,
+                              404: _error("No such page.")},
                    summary="Configured trust roots", tags=["trust roots"])
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(selectors.certificate_list(trust_level="root"))
@@ -233,7 +238,7 @@ class TrustRootListApi(CertificatesApiView, generics.GenericAPIView):
 
     @extend_schema(request=TrustRootAddRequestSerializer,
                    responses={201: CertificateDetailSerializer, 200: CertificateDetailSerializer,
-                              400: E400, 401: E401, 403: E403},
+                              400: E400, 401: E401, 403: E403, 415: E415},
                    summary="Add a trust root (owner)", tags=["trust roots"])
     def post(self, request: Request) -> Response:
         data = _validated(TrustRootAddRequestSerializer, request.data)
@@ -259,7 +264,7 @@ class CertificateIssueApi(CertificatesApiView):
 
     @extend_schema(request=IssueCertificateRequestSerializer,
                    responses={201: IssueCertificateResponseSerializer, 400: E400, 401: E401,
-                              403: E403, 429: E429},
+                              403: E403, 415: E415, 429: E429},
                    summary="Issue a license certificate from a CSR (CA stations, owner)",
                    tags=["certificate authority"])
     def post(self, request: Request) -> Response:
@@ -282,7 +287,7 @@ class OwnerTokenRotateApi(CertificatesApiView):
     permission_classes = [IsStationOwner]
 
     @extend_schema(request=None, responses={200: OwnerTokenResponseSerializer, 401: E401,
-                                            403: E403},
+                                            403: E403, 409: E409},
                    summary="Revoke every owner token and get a new one", tags=["claim"])
     def post(self, request: Request) -> Response:
         token = services.owner_token_rotate(label="api")
@@ -292,8 +297,8 @@ class OwnerTokenRotateApi(CertificatesApiView):
 class OwnerTokenRevokeApi(CertificatesApiView):
     permission_classes = [IsStationOwner]
 
-    @extend_schema(request=None, responses={200: RevokedResponseSerializer, 401: E401,
-                                            403: E403},
+    @extend_schema(request=None, responses={200: RevokedResponseSerializer, 400: E400,
+                                            401: E401, 403: E403},
                    summary="Revoke the owner token used for this request", tags=["claim"])
     def delete(self, request: Request) -> Response:
         if not isinstance(request.auth, OwnerToken):
@@ -306,7 +311,7 @@ class OwnerTokenRevokeApi(CertificatesApiView):
 class StationCredentialApi(CertificatesApiView):
     authentication_classes: list = []
 
-    @extend_schema(responses={200: StationCredentialSerializer, 409: _error("Not claimed yet.")},
+    @extend_schema(responses={200: StationCredentialSerializer, 409: E409},
                    summary="This station's credential (owner delegation of its key)",
                    tags=["claim"])
     def get(self, request: Request) -> Response:

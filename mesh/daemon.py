@@ -336,7 +336,7 @@ class MeshDaemon:
 
     async def sync_all(self) -> None:
         links = [link for link in self.links.values() if not link.closed]
-        results = await asyncio.gather(*(gossip.sync_link(link) for link in links),
+        results = await asyncio.gather(*(gossip.sync_round(link) for link in links),
                                        return_exceptions=True)
         for link, result in zip(links, results, strict=True):
             if isinstance(result, BaseException):

@@ -161,11 +161,30 @@ async def sync_link(link: Any, *, peers: bool = True, timeout: float = 10.0) -> 
     return counts
 
 
+async def sync_apps(link: Any) -> None:
+    """The link syncs other apps registered (`registry.register_link_sync`); one failing does
+    not stop the others."""
+    for name, sync in registry.link_syncs():
+        try:
+            await sync(link)
+        except Exception as exc:
+            logger.info("app link sync failed", extra={"app": name, "peer": link.peer_station_id,
+                                                       "error": f"{type(exc).__name__}: {exc}"})
+
+
+async def sync_round(link: Any) -> dict[str, int]:
+    """One gossip round on one link: trust first (an app's data may need the certificates),
+    then every app's sync."""
+    counts = await sync_link(link)
+    await sync_apps(link)
+    return counts
+
+
 async def on_link_established(link: Any) -> None:
     try:
         await announce(link)
         if link.role == "client":
-            await sync_link(link)
+            await sync_round(link)
     except Exception as exc:
         logger.info("mesh link sync failed", extra={"peer": link.peer_station_id,
                                                     "error": f"{type(exc).__name__}: {exc}"})

@@ -22,6 +22,12 @@ A handler that returns a dict answers a request with it; returning None answers 
 `MeshHandlerError(code, detail)` answers with an ERROR the requester sees as that exception.
 Type names are upper-case words; the mesh's own are PEER_ANNOUNCE, PEER_LIST, CERT_SYNC,
 BLACKLIST_UPDATE, PING, REPLY and ERROR, and cannot be registered twice.
+
+An app that keeps state in step with its peers (the catalog's CONTENT_SYNC) also registers a
+link sync: an async function meshd runs on every link it holds, right after the mesh's own
+certificate and blacklist sync, at each gossip round and when the link comes up:
+
+    register_link_sync("catalog", sync_catalog_over)   # async def sync_catalog_over(link)
 """
 
 from __future__ import annotations
@@ -77,3 +83,17 @@ def get_handler(message_type: str) -> Handler | None:
 
 def registered_types() -> list[str]:
     return sorted(_handlers)
+
+
+LinkSync = Callable[[LinkContext], Awaitable[Any]]
+_link_syncs: dict[str, LinkSync] = {}
+
+
+def register_link_sync(name: str, sync: LinkSync) -> None:
+    """Run `sync(link)` on every link at each gossip round (after the mesh's own sync).
+    Registering under a taken name replaces the earlier function (module reloads)."""
+    _link_syncs[name] = sync
+
+
+def link_syncs() -> list[tuple[str, LinkSync]]:
+    return sorted(_link_syncs.items())

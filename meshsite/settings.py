@@ -94,8 +94,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "meshsite.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # http://CALLSIGN.radio/... (Host or absolute-form proxy requests) -> /c/CALLSIGN/...
+    "catalog.middleware.RadioHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -294,7 +297,6 @@ MESHSITE_CA_ISSUE_WINDOW = env_int("MESHSITE_CA_ISSUE_WINDOW", 3600, minimum=1, 
 # docs/signaling.md describes every knob. Times in seconds.
 from meshsite.env import env_float  # noqa: E402 - kept inside this app's section
 
-
 SIGNALING_PEERJS_PATH = "/" + (env_str("MESHSITE_PEERJS_PATH", "/peerjs/") or "").strip("/") + "/"
 SIGNALING_PEERJS_PATH = SIGNALING_PEERJS_PATH.replace("//", "/")
 if not all(part.replace("-", "").replace("_", "").replace(".", "").isalnum()
@@ -395,7 +397,8 @@ MESH_MDNS_TTL = env_int("MESHSITE_MESH_MDNS_TTL", 15, minimum=1, maximum=4500)
 # The operator's probe targets for the network mode: URLs (http/https) or host:port. No public
 # default: a station with none configured reports `unknown`.
 CONNECTIVITY_TARGETS = env_list("MESHSITE_CONNECTIVITY_TARGETS", [])
-CONNECTIVITY_TIMEOUT = _mesh_env_float("MESHSITE_CONNECTIVITY_TIMEOUT", 3.0, minimum=0.1, maximum=60)
+CONNECTIVITY_TIMEOUT = _mesh_env_float("MESHSITE_CONNECTIVITY_TIMEOUT", 3.0, minimum=0.1,
+                                       maximum=60)
 # Consecutive failed checks before the mode turns offline (one success turns it online again).
 CONNECTIVITY_FAILURES = env_int("MESHSITE_CONNECTIVITY_FAILURES", 2, minimum=1, maximum=100)
 
@@ -416,3 +419,33 @@ CELERY_BEAT_SCHEDULE["mesh-connectivity"] = {
     "task": "mesh.tasks.connectivity_check", "schedule": CONNECTIVITY_INTERVAL}
 
 # --- catalog --------------------------------------------------------------------------------
+
+# Bodies of content entries: an entry may be at most CATALOG_MAX_ENTRY_SIZE bytes (the design's
+# ceiling is 100 MB); cached bodies (priority 3, and 2 once demand fades) are evicted least
+# recently used once all bodies together pass CATALOG_STORAGE_BUDGET bytes. Own content and
+# priority 1 are never evicted.
+CATALOG_MAX_ENTRY_SIZE = env_int("MESHSITE_CATALOG_MAX_ENTRY_SIZE", 100 * 1024 * 1024, minimum=1,
+                                 maximum=100 * 1024 * 1024)
+CATALOG_STORAGE_BUDGET = env_int("MESHSITE_CATALOG_STORAGE_BUDGET", 1024 * 1024 * 1024,
+                                 minimum=0)
+CATALOG_BLOB_DIR = DATA_DIR / "blobs"
+# Remote HLC timestamps more than this many seconds ahead of our clock are clamped and logged.
+CATALOG_MAX_CLOCK_SKEW = env_int("MESHSITE_CATALOG_MAX_CLOCK_SKEW", 300, minimum=0,
+                                 maximum=86400)
+# Milliseconds added to this station's wall clock for content timestamps: corrects a clock known
+# to be wrong (and lets tests give stations skewed clocks).
+CATALOG_CLOCK_OFFSET_MS = env_int("MESHSITE_CATALOG_CLOCK_OFFSET_MS", 0,
+                                  minimum=-86400 * 1000 * 365, maximum=86400 * 1000 * 365)
+# Catalog reconciliation with each linked peer every CATALOG_SYNC_INTERVAL seconds, in messages
+# of at most CATALOG_SYNC_MESSAGE_SIZE bytes.
+CATALOG_SYNC_INTERVAL = env_int("MESHSITE_CATALOG_SYNC_INTERVAL", 30, minimum=1, maximum=86400)
+CATALOG_SYNC_MESSAGE_SIZE = env_int("MESHSITE_CATALOG_SYNC_MESSAGE_SIZE", 4096, minimum=256,
+                                    maximum=1024 * 1024)
+# Priority 2 bodies are replicated once this many requests for them have been seen.
+CATALOG_DEMAND_THRESHOLD = env_int("MESHSITE_CATALOG_DEMAND_THRESHOLD", 3, minimum=1,
+                                   maximum=1_000_000)
+# Seconds a body fetch from a peer may take before the next holder is tried.
+CATALOG_FETCH_TIMEOUT = env_int("MESHSITE_CATALOG_FETCH_TIMEOUT", 30, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["catalog-sync"] = {
+    "task": "catalog.tasks.sync_round", "schedule": CATALOG_SYNC_INTERVAL}
+CELERY_BEAT_SCHEDULE["catalog-prune"] = {"task": "catalog.tasks.prune", "schedule": 3600}

@@ -1,0 +1,57 @@
+"""Requests for `http://<callsign>.radio/<path>` become `/c/<callsign>/<path>`.
+
+A browser using `/proxy.pac` sends such requests to the station either in origin form with
+`Host: w1aw.radio`, or, as proxies receive them, in absolute form (`GET http://w1aw.radio/x`),
+which reaches Django as a path starting with `http://`; both are mapped here. `/` and paths
+ending in `/` mean `index.html`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest
+
+RADIO_SUFFIX = ".radio"
+
+
+def rewrite_radio_request(request: HttpRequest) -> None:
+    path = request.path_info
+    if path.startswith(("http://", "https://")):
+        parts = urlsplit(path)
+        path = parts.path or "/"
+        request.META["HTTP_HOST"] = parts.netloc
+        request.path_info = request.path = path
+    host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].lower().rstrip(".")
+    if not host.endswith(RADIO_SUFFIX) or host.count(".") != 1:
+        return
+    callsign = host[: -len(RADIO_SUFFIX)]
+    inner = path.lstrip("/")
+    if inner == "" or inner.endswith("/"):
+        inner += "index.html"
+    request.path_info = request.path = f"/c/{callsign}/{inner}"
+
+
+class RadioHostMiddleware:
+    """Map `<callsign>.radio` requests onto the content URLs (sync and async)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        rewrite_radio_request(request)
+        if self.is_async:
+            return self.__acall__(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        return await self.get_response(request)

@@ -1,0 +1,50 @@
+"""Beat jobs and follow-ups of the catalog (thin: each calls a service or pokes meshd)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="catalog.tasks.sync_round", ignore_result=True)
+def sync_round() -> None:
+    """Gossip round for content: meshd reconciles catalogs on every link (CONTENT_SYNC runs as
+    a link sync after the trust sync), then bodies the policy wants are fetched."""
+    from mesh.services import mesh_poke
+
+    mesh_poke(command="gossip")
+    replicate()
+
+
+@shared_task(name="catalog.tasks.replicate", ignore_result=True)
+def replicate() -> None:
+    from catalog.services import replicate_pending
+
+    replicate_pending()
+
+
+@shared_task(name="catalog.tasks.prune", ignore_result=True)
+def prune() -> None:
+    """Temporary files of writes a crash interrupted, and the storage budget."""
+    from catalog.services import blob_store, storage_enforce
+
+    blob_store().sweep_temp()
+    storage_enforce()
+
+
+def sync_soon() -> None:
+    """New entries here: pass them on now rather than at the next round, and fetch the bodies
+    the replication policy wants. Best effort: beat retries anyway."""
+    from mesh.services import mesh_poke
+
+    mesh_poke(command="gossip")
+    try:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            return  # tests without a worker: replicate explicitly
+        replicate.apply_async(retry=False)  # a station that is down must not stall a publish
+    except Exception as exc:
+        logger.warning("could not queue replication", extra={"error": str(exc)})
