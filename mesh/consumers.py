@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
@@ -13,6 +15,11 @@ from mesh import gossip
 from mesh.links import HANDSHAKE_TIMEOUT, LinkSession
 
 NETWORK_GROUP = "mesh-network"
+# Every established accepted link of this station: meshd asks them to sync when our trust
+# changes, so news travels against the dial direction too, not only on the gossip beat.
+LINKS_GROUP = "mesh-links"
+GROUP_REFRESH = 3600.0  # re-join well within channels-redis's group expiry (a day)
+logger = logging.getLogger(__name__)
 
 
 class CoordinateConsumer(AsyncWebsocketConsumer):
@@ -20,8 +27,9 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        self._grouped_at: float | None = None
         self.session = LinkSession(role="server", send_text=self._send_text, close=self._close,
-                                   on_established=gossip.on_link_established)
+                                   on_established=self._established, on_heard=self._heard)
         self._timer = asyncio.ensure_future(self._handshake_deadline())
         await self.session.start()
 
@@ -29,6 +37,40 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(HANDSHAKE_TIMEOUT)
         if not self.session.established.is_set() and not self.session.closed:
             await self.session.refuse("timeout", f"no handshake within {HANDSHAKE_TIMEOUT:.0f}s")
+
+    async def _established(self, session: LinkSession) -> None:
+        await self._join_links_group()
+        await gossip.on_link_established(session)
+
+    async def _join_links_group(self) -> None:
+        if self.channel_layer is None:
+            return
+        self._grouped_at = time.monotonic()
+        try:
+            await self.channel_layer.group_add(LINKS_GROUP, self.channel_name)
+        except Exception as exc:
+            self._grouped_at = None
+            logger.warning("mesh link group join failed", extra={"error": str(exc)})
+
+    def _heard(self, session: LinkSession) -> None:
+        if self._grouped_at is not None and time.monotonic() - self._grouped_at > GROUP_REFRESH:
+            self._grouped_at = time.monotonic()
+            session._spawn(self._join_links_group())
+
+    async def mesh_sync(self, event: dict[str, Any]) -> None:
+        """meshd: our certificates or blacklist changed. Sync in a task of the session: the
+        replies arrive through `receive`, which this consumer cannot run while a handler
+        waits."""
+        if self.session.established.is_set() and not self.session.closed:
+            self.session._spawn(self._sync_link())
+
+    async def _sync_link(self) -> None:  # (not `_sync`: channels reads that attribute)
+        try:
+            await gossip.sync_link(self.session, peers=False)
+        except Exception as exc:
+            logger.info("mesh sync failed", extra={"peer": self.session.peer_station_id,
+                                                   "role": "server",
+                                                   "error": f"{type(exc).__name__}: {exc}"})
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
@@ -41,6 +83,9 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self._timer.cancel()
+        if self._grouped_at is not None and self.channel_layer is not None:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(LINKS_GROUP, self.channel_name)
         session = getattr(self, "session", None)
         if session is not None:
             session.closed = True

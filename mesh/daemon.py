@@ -70,6 +70,7 @@ class MeshDaemon:
         self.tasks: list[asyncio.Task] = []
         self.reload_now = asyncio.Event()
         self.sync_now = asyncio.Event()
+        self.sync_accepted = False  # also ask the links peers dialled to us (news, not beats)
         self.last_db_write: dict[int, float] = {}
         self.request_tasks: set[asyncio.Task] = set()
 
@@ -348,7 +349,25 @@ class MeshDaemon:
         while True:
             await self.sync_now.wait()
             self.sync_now.clear()
+            accepted, self.sync_accepted = self.sync_accepted, False
+            if accepted:
+                await self.sync_accepted_links()
             await self.sync_all()
+
+    async def sync_accepted_links(self) -> None:
+        """Our trust changed: the links other stations dialled to us (held by daphne) sync now
+        too, so news travels against the dial direction without waiting for their beat."""
+        from channels.layers import get_channel_layer
+
+        from mesh.consumers import LINKS_GROUP
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(LINKS_GROUP, {"type": "mesh.sync"})
+        except Exception as exc:
+            logger.info("mesh sync of accepted links failed", extra={"error": str(exc)})
 
     async def trust_watch(self) -> None:
         """Certificates or blacklist changed here (API, admin, a link): sync every link now."""
@@ -360,6 +379,7 @@ class MeshDaemon:
                 logger.warning("trust digest failed", extra={"error": str(exc)})
                 digest = last
             if last is not None and digest != last:
+                self.sync_accepted = True
                 self.sync_now.set()
             last = digest
             await asyncio.sleep(1)
@@ -382,6 +402,7 @@ class MeshDaemon:
                 if command == "peers_changed":
                     self.reload_now.set()
                 elif command in ("changed", "gossip"):
+                    self.sync_accepted = self.sync_accepted or command == "changed"
                     self.sync_now.set()
                 elif command == "mdns_refresh" and self.mdns is not None:
                     await self.mdns.refresh()

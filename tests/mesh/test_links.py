@@ -240,3 +240,45 @@ def test_peer_request_through_meshd(trio):
     out = run_django(trio["a"], body, bob["stationId"])
     assert "pong" in json.loads(out.strip().splitlines()[-1])
     assert time.monotonic() - started < 30
+
+
+def test_news_at_the_accepting_end_is_pushed_over_its_accepted_links(trio, pkis):
+    """C only accepts links (B dials it). A certificate added at C goes out over C's accepted
+    links at once (C's side starts the CERT_SYNC), and so reaches A against the dial
+    direction without waiting for anyone's gossip beat."""
+    a, c = trio["a"], trio["c"]
+    trudy = FakeStation.make(pkis["trudy"], "DL2TRU")
+    newcomer = pki.issue(pkis["ca"], callsign="DL5NEW")
+
+    async def next_cert_sync(ws, key: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no CERT_SYNC with {key!r} from C within {timeout}s")
+            frame = json.loads(await asyncio.wait_for(ws.recv(), remaining))
+            if frame.get("type") == "CERT_SYNC" and key in frame.get("payload", {}):
+                return frame
+
+    async def run() -> tuple[str, float]:
+        ws, answer = await _connect(c, trudy)
+        assert answer["type"] == "WELCOME", answer
+        fingerprint = await asyncio.to_thread(add_certificate, c, newcomer)
+        added = time.monotonic()
+        asked = await next_cert_sync(ws, "have", 20)
+        assert fingerprint in asked["payload"]["have"]
+        pushed = time.monotonic() - added
+        await ws.send(json.dumps(protocol.build_envelope(
+            type_="REPLY", sender=trudy.station_id, payload={"certificates": [],
+                                                              "want": [fingerprint]},
+            sign=trudy.key.sign, ttl=10, re=asked["id"])))
+        sent = await next_cert_sync(ws, "certificates", 10)
+        assert [item["fingerprint"] for item in sent["payload"]["certificates"]] == [fingerprint]
+        await ws.close()
+        return fingerprint, pushed
+
+    fingerprint, pushed = asyncio.run(run())
+    took = wait_for(lambda: a.get(f"/api/certificates/{fingerprint}")[0] == 200, 30,
+                    "certificate from C at A")
+    print(f"\nC pushed its new certificate over an accepted link {pushed:.2f}s after the add; "
+          f"at A (2 hops against the dial direction) {took:.2f}s after that")
