@@ -87,6 +87,9 @@ class ContentEntryAdmin(admin.ModelAdmin):
     actions = ["make_essential", "make_popular", "make_standard", "make_personal", "pin",
                "unpin", "evict", "reverify"]
 
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.inlines if obj is not None else []
+
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
                  **kwargs: Any) -> Any:
         if obj is None:

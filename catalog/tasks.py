@@ -41,7 +41,7 @@ def sync_soon() -> None:
     the replication policy wants. Best effort: beat retries anyway."""
     from mesh.services import mesh_poke
 
-    mesh_poke(command="gossip")
+    mesh_poke(command="changed")  # news: links dialled to us sync too, not only ours
     try:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return  # tests without a worker: replicate explicitly

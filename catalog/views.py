@@ -63,7 +63,7 @@ def _keep_after_access(entry: ContentEntry) -> bool:
     if entry.pinned or priority in (Priority.ESSENTIAL, Priority.STANDARD):
         return True
     if priority == Priority.POPULAR:
-        return entry.demand + 1 >= settings.CATALOG_DEMAND_THRESHOLD
+        return entry.demand + entry.mesh_demand + 1 >= settings.CATALOG_DEMAND_THRESHOLD
     return False  # personal: only at the origin
 
 

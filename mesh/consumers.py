@@ -58,15 +58,16 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
             session._spawn(self._join_links_group())
 
     async def mesh_sync(self, event: dict[str, Any]) -> None:
-        """meshd: our certificates or blacklist changed. Sync in a task of the session: the
-        replies arrive through `receive`, which this consumer cannot run while a handler
-        waits."""
+        """meshd: news here (certificates, blacklist, an app's data such as new content).
+        Sync in a task of the session: the replies arrive through `receive`, which this
+        consumer cannot run while a handler waits."""
         if self.session.established.is_set() and not self.session.closed:
             self.session._spawn(self._sync_link())
 
     async def _sync_link(self) -> None:  # (not `_sync`: channels reads that attribute)
         try:
             await gossip.sync_link(self.session, peers=False)
+            await gossip.sync_apps(self.session)
         except Exception as exc:
             logger.info("mesh sync failed", extra={"peer": self.session.peer_station_id,
                                                    "role": "server",

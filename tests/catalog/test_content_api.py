@@ -12,17 +12,8 @@ from django.core.management import CommandError, call_command
 
 from catalog import services
 from catalog.models import ContentEntry, ContentReplica, PeerPenalty
-from tests.certificates.conftest import claim_body
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner_token(client, alice) -> str:
-    response = client.post("/api/claim-station", claim_body(client, alice),
-                           content_type="application/json")
-    assert response.status_code == 200, response.content
-    return response.json()["accessToken"]
 
 
 def auth(token: str) -> dict:
@@ -271,3 +262,28 @@ def test_lru_eviction_keeps_own_and_essential(client, owner_token):
     row.refresh_from_db()
     assert row.has_body
     assert ContentEntry.objects.get(path="c2.bin").has_body  # priority 1 is never evicted
+
+
+def test_admin_publishes_lists_and_steers(admin_client, owner_token):
+    upload = io.BytesIO(b"<p>from the admin</p>")
+    upload.name = "note.html"
+    response = admin_client.post("/admin/catalog/contententry/add/",
+                                 {"path": "admin/note.html", "priority": "2",
+                                  "content_type": "", "body": upload})
+    assert response.status_code == 302, response.content[-2000:]
+    entry = ContentEntry.objects.get(path="admin/note.html")
+    assert entry.is_own and entry.has_body and entry.content_type == "text/html"
+    bad = admin_client.post("/admin/catalog/contententry/add/",
+                            {"path": "../up", "priority": "2", "body": io.BytesIO(b"x")})
+    assert bad.status_code == 200 and b"segment" in bad.content  # the form shows the error
+    listing = admin_client.get("/admin/catalog/contententry/?priority__exact=2")
+    assert listing.status_code == 200 and b"admin/note.html" in listing.content
+    assert admin_client.get(f"/admin/catalog/contententry/{entry.pk}/change/").status_code == 200
+    admin_client.post("/admin/catalog/contententry/",
+                      {"action": "pin", "_selected_action": [entry.pk]})
+    entry.refresh_from_db()
+    assert entry.pinned
+    admin_client.post("/admin/catalog/contententry/",
+                      {"action": "reverify", "_selected_action": [entry.pk]})
+    entry.refresh_from_db()
+    assert entry.verified_at is not None

@@ -141,6 +141,24 @@ def test_standard_entry_is_cached_on_access_then_evicted_lru(trio, tmp_path):
     assert fetch(b, "/c/DL1A/maps/first.bin")[:2] == (200, first)
 
 
+def test_popular_entry_replicates_by_demand_seen_across_the_mesh(trio, tmp_path):
+    """Priority 2: B keeps the body once it has been asked for it often enough (3 times);
+    B's demand reaches C with the next sync, and C replicates it too, though nobody asked C."""
+    a, b, c = trio["A"], trio["B"], trio["C"]
+    body = b"frequencies: 146.52 simplex, 145.50 net"
+    publish(a, tmp_path, "freqs.txt", body, 2)
+    wait_for(lambda: entry_at(c, "DL1A", "freqs.txt") is not None, 30, "metadata at C")
+    for attempt in range(3):
+        assert not entry_at(b, "DL1A", "freqs.txt")["hasBody"], attempt
+        assert fetch(b, "/c/DL1A/freqs.txt")[:2] == (200, body)
+    assert entry_at(b, "DL1A", "freqs.txt")["hasBody"]
+    assert not entry_at(c, "DL1A", "freqs.txt")["hasBody"]
+    took = wait_for(lambda: entry_at(c, "DL1A", "freqs.txt")["hasBody"], 60,
+                    "popular body replicated at C")
+    print(f"\npriority-2 body replicated to C by mesh demand in {took:.2f}s")
+    assert fetch(c, "/c/DL1A/freqs.txt", **{"X-Meshsite-No-Fetch": "1"})[:2] == (200, body)
+
+
 def test_missing_everywhere_lists_what_the_mesh_holds(trio):
     status, body, _ = fetch(trio["C"], "/c/DL1A/no-such-page.html",
                             Accept="application/json")
