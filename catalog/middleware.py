@@ -18,17 +18,28 @@ from django.http import HttpRequest
 RADIO_SUFFIX = ".radio"
 
 
+def _radio_callsign(host: str) -> str:
+    """`w1aw.radio` -> `w1aw`; anything else -> ''."""
+    host = host.lower().rstrip(".")
+    if not host.endswith(RADIO_SUFFIX) or host.count(".") != 1:
+        return ""
+    return host[: -len(RADIO_SUFFIX)]
+
+
 def rewrite_radio_request(request: HttpRequest) -> None:
     path = request.path_info
     if path.startswith(("http://", "https://")):
+        # Absolute form, as a proxy receives it: only *.radio is ours to answer; any other
+        # host is left as it is (it matches no URL here: this station is no open proxy).
         parts = urlsplit(path)
+        if not _radio_callsign(parts.hostname or ""):
+            return
         path = parts.path or "/"
         request.META["HTTP_HOST"] = parts.netloc
         request.path_info = request.path = path
-    host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].lower().rstrip(".")
-    if not host.endswith(RADIO_SUFFIX) or host.count(".") != 1:
+    callsign = _radio_callsign(request.META.get("HTTP_HOST", "").rsplit(":", 1)[0])
+    if not callsign:
         return
-    callsign = host[: -len(RADIO_SUFFIX)]
     inner = path.lstrip("/")
     if inner == "" or inner.endswith("/"):
         inner += "index.html"

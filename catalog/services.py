@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.blobstore import BlobError, BlobStore
@@ -518,7 +518,8 @@ def storage_enforce(*, budget: int | None = None) -> list[ContentEntry]:
     candidates = (ContentEntry.objects.filter(has_body=True, is_own=False, pinned=False)
                   .exclude(priority=Priority.ESSENTIAL, local_priority__isnull=True)
                   .exclude(local_priority=Priority.ESSENTIAL)
-                  .order_by("last_accessed", "pk"))
+                  # Bodies replicated but never asked for here go first, on every database.
+                  .order_by(F("last_accessed").asc(nulls_first=True), "pk"))
     for entry in candidates:
         if used <= budget:
             break

@@ -29,7 +29,7 @@ from django.conf import settings
 
 from catalog import selectors, services
 from catalog.models import ContentEntry, OriginStation, Priority
-from catalog.reconcile import ID_BYTES, ReconcileError, Reconciler
+from catalog.reconcile import ID_BYTES, MAX_MESSAGE_SIZE, ReconcileError, Reconciler
 from mesh.registry import LinkContext, MeshHandlerError
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def _b64(data: bytes) -> str:
 
 def _reconcile_message(payload: dict[str, Any]) -> bytes:
     text = payload.get("m")
-    limit = settings.CATALOG_SYNC_MESSAGE_SIZE
+    # The initiator's header sets the session's message size (up to the protocol's ceiling),
+    # so stations configured with different sizes still reconcile.
+    limit = MAX_MESSAGE_SIZE
     if not isinstance(text, str) or len(text) > 4 * (limit // 3 + 1):
         raise MeshHandlerError("bad_sync", f"m must be base64 of at most {limit} bytes")
     try:

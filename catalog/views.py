@@ -162,7 +162,8 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
             with store.open(entry.content_hash) as handle:
                 preread = handle.read()
             services.entry_evict(entry=entry, force=True)
-    services.entry_touch(entry=entry)
+    if not request.headers.get(NO_FETCH_HEADER):
+        services.entry_touch(entry=entry)  # a peer fetching a replica is not demand
     if preread is None and entry.effective_priority in (Priority.POPULAR, Priority.STANDARD) \
             and not entry.is_own:
         services.storage_enforce()

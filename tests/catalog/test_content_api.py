@@ -287,3 +287,21 @@ def test_admin_publishes_lists_and_steers(admin_client, owner_token):
                       {"action": "reverify", "_selected_action": [entry.pk]})
     entry.refresh_from_db()
     assert entry.verified_at is not None
+
+
+def test_radio_requests_in_proxy_form_and_no_open_proxy(rf):
+    from catalog.middleware import rewrite_radio_request
+
+    request = rf.get("/")
+    request.path_info = request.path = "http://w1aw.radio/notices/"
+    rewrite_radio_request(request)
+    assert request.path_info == "/c/w1aw/notices/index.html"
+    assert request.META["HTTP_HOST"] == "w1aw.radio"
+    other = rf.get("/")
+    other.path_info = other.path = "http://example.com/admin/"
+    rewrite_radio_request(other)
+    assert other.path_info == "http://example.com/admin/"  # matches nothing: a 404
+    assert "HTTP_HOST" not in other.META
+    by_host = rf.get("/", HTTP_HOST="dl1abc.radio:8080")
+    rewrite_radio_request(by_host)
+    assert by_host.path_info == "/c/dl1abc/index.html"
