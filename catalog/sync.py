@@ -123,6 +123,10 @@ def entries_receive(payload: dict[str, Any], *, peer_station_id: str,
                 "origin": str(sid)[:32], "peer": peer_station_id, "reason": exc.detail})
     result = services.entries_ingest(entries=entries, received_from=peer_station_id,
                                      received_from_callsign=peer_callsign)
+    if result.refused:
+        services.peer_penalise(station_id=peer_station_id, callsign=peer_callsign,
+                               reason=f"{len(result.refused)} bad entries, e.g. "
+                                      f"{result.refused[0][1]}")
     if result.unknown_origins:
         logger.info("entries from unverified origins skipped", extra={
             "peer": peer_station_id, "origins": ",".join(sorted(result.unknown_origins))})

@@ -227,6 +227,18 @@ def test_entries_from_peers_are_checked(client, owner_token):
     ok = services.entries_ingest(entries=[wire], received_from="peer1")
     assert len(ok.created) == 1
     assert services.entries_ingest(entries="not a list").refused
+    # Through the mesh handler: the forging peer is penalised, nothing is stored.
+    from catalog.sync import entries_receive
+    from mesh.registry import MeshHandlerError
+
+    ContentEntry.objects.all().delete()
+    counts = entries_receive({"entries": [forged, flipped], "origins": ["junk"]},
+                             peer_station_id="peer2", peer_callsign="N0BAD")
+    assert counts["refused"] == 2 and counts["stored"] == 0
+    assert PeerPenalty.objects.get(station_id="peer2").count == 1
+    assert not ContentEntry.objects.exists()
+    with pytest.raises(MeshHandlerError):
+        entries_receive({"entries": "nope"}, peer_station_id="peer2", peer_callsign="N0BAD")
 
 
 def test_a_wrong_body_is_rejected_and_its_peer_penalised(client, owner_token):
@@ -305,3 +317,49 @@ def test_radio_requests_in_proxy_form_and_no_open_proxy(rf):
     by_host = rf.get("/", HTTP_HOST="dl1abc.radio:8080")
     rewrite_radio_request(by_host)
     assert by_host.path_info == "/c/dl1abc/index.html"
+
+
+@pytest.fixture
+def lying_peer():
+    """A real HTTP server on loopback that answers every content request with a wrong body."""
+    import http.server
+    import threading
+
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"not what was signed"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_peer_serving_a_wrong_body_is_penalised_and_nothing_is_stored(
+        client, owner_token, lying_peer):
+    from catalog.fetch import body_fetch
+    from mesh.models import Peer
+
+    entry = publish(client, owner_token, "true.txt", b"the signed body",
+                    content_type="text/plain").json()
+    row = ContentEntry.objects.get(entry_id=entry["entryId"])
+    services.entry_evict(entry=row, force=True)
+    Peer.objects.create(station_id="f" * 32, callsign="N0LIE", endpoint=lying_peer,
+                        discovery_method="manual", authenticated=True, state="active")
+    assert body_fetch(entry=row) is None
+    row.refresh_from_db()
+    assert not row.has_body and not services.blob_store().exists(row.content_hash)
+    assert PeerPenalty.objects.get(station_id="f" * 32).count == 1
+    # Asked by a browser, the station says it cannot get the body rather than serving junk.
+    missing = client.get("/c/W1AW/true.txt", HTTP_ACCEPT="application/json")
+    assert missing.status_code == 404
+    assert PeerPenalty.objects.get(station_id="f" * 32).count == 2
