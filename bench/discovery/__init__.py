@@ -1,0 +1,1 @@
+"""Discovery, failure detection and gossip figures with real stations in network namespaces."""
