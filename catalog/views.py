@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
@@ -88,8 +88,8 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def _sync_chunks(path: str, start: int, length: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
+def _sync_chunks(source: str | BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    with source if not isinstance(source, str) else open(source, "rb") as handle:
         handle.seek(start)
         remaining = length
         while remaining > 0:
@@ -100,8 +100,10 @@ def _sync_chunks(path: str, start: int, length: int) -> Iterator[bytes]:
             yield chunk
 
 
-async def _async_chunks(path: str, start: int, length: int) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(open, path, "rb")
+async def _async_chunks(source: str | BinaryIO, start: int,
+                        length: int) -> AsyncIterator[bytes]:
+    handle = source if not isinstance(source, str) else await asyncio.to_thread(open, source,
+                                                                                  "rb")
     try:
         handle.seek(start)
         remaining = length
@@ -116,15 +118,16 @@ async def _async_chunks(path: str, start: int, length: int) -> AsyncIterator[byt
 
 
 def _body_response(request: HttpRequest, entry: ContentEntry, status: int, start: int,
-                   length: int, *, blob_path: str, preread: bytes | None) -> HttpResponse:
+                   length: int, *, source: str | BinaryIO) -> HttpResponse:
+    """Stream `length` bytes from `start` of the blob (a path, or a file already open)."""
     if request.method == "HEAD":
+        if not isinstance(source, str):
+            source.close()
         response = HttpResponse(status=status)
-    elif preread is not None:
-        response = HttpResponse(preread[start:start + length], status=status)
     else:
-        iterator: Any = (_async_chunks(blob_path, start, length)
+        iterator: Any = (_async_chunks(source, start, length)
                          if isinstance(request, ASGIRequest)
-                         else _sync_chunks(blob_path, start, length))
+                         else _sync_chunks(source, start, length))
         response = StreamingHttpResponse(iterator, status=status)
     response["Content-Length"] = str(length)
     return response
@@ -149,7 +152,7 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
     if entry.deleted:
         return _missing(request, callsign, path, "deleted by its owner")
     store = services.blob_store()
-    preread = None
+    held: BinaryIO | None = None
     if not entry.has_body or not store.exists(entry.content_hash):
         if request.headers.get(NO_FETCH_HEADER):
             return _missing(request, callsign, path, "this station does not hold the body")
@@ -158,13 +161,11 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
             return _missing(request, callsign, path, "no reachable station holds the body")
         entry = fetched
         if not _keep_after_access(entry):
-            # Serve it once, keep nothing: read it, then drop it from the store.
-            with store.open(entry.content_hash) as handle:
-                preread = handle.read()
+            # Serve it once, keep nothing: hold the file open, then drop it from the store
+            # (the open file stays readable until the response has streamed it).
+            held = store.open(entry.content_hash)
             services.entry_evict(entry=entry, force=True)
-    if not request.headers.get(NO_FETCH_HEADER):
-        services.entry_touch(entry=entry)  # a peer fetching a replica is not demand
-    if preread is None and entry.effective_priority in (Priority.POPULAR, Priority.STANDARD) \
+    if held is None and entry.effective_priority in (Priority.POPULAR, Priority.STANDARD) \
             and not entry.is_own:
         services.storage_enforce()
     etag = f'"{entry.content_hash}"'
@@ -193,6 +194,10 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
         for key, value in headers.items():
             response[key] = value
         return response
+    if request.method == "GET" and not request.headers.get(NO_FETCH_HEADER):
+        # Demand and LRU time: bodies served to people (a peer fetching a replica, a HEAD or
+        # a revalidation answered 304 is no new demand, and costs no database write).
+        services.entry_touch(entry=entry)
     size = entry.size
     status, start, length = 200, 0, size
     range_header = request.headers.get("Range")
@@ -208,9 +213,8 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
             start, end = parsed
             status, length = 206, end - start + 1
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    blob_path = str(store.path_for(entry.content_hash))
-    response = _body_response(request, entry, status, start, length, blob_path=blob_path,
-                              preread=preread)
+    source = held if held is not None else str(store.path_for(entry.content_hash))
+    response = _body_response(request, entry, status, start, length, source=source)
     response["Content-Type"] = entry.content_type
     for key, value in headers.items():
         response[key] = value

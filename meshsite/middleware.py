@@ -5,24 +5,47 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger("meshsite.access")
 
 
 class AccessLogMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    """Sync and async: under daphne it stays on the event loop, so requests do not hop
+    threads just to be logged."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
         started = time.monotonic()
         response = self.get_response(request)
-        logger.info("request", extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "ms": round(1000 * (time.monotonic() - started), 1),
-            "client": request.META.get("REMOTE_ADDR", ""),
-        })
+        _log(request, response, started)
         return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
+        response = await self.get_response(request)
+        _log(request, response, started)
+        return response
+
+
+def _log(request: HttpRequest, response: HttpResponse, started: float) -> None:
+    logger.info("request", extra={
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "ms": round(1000 * (time.monotonic() - started), 1),
+        "client": request.META.get("REMOTE_ADDR", ""),
+    })
