@@ -149,14 +149,3 @@ class BlobStore:
                     path.unlink()
                     removed += 1
         return removed
-
-    def read_range(self, blob_hash: str, start: int, length: int) -> Iterator[bytes]:
-        with self.open(blob_hash) as handle:
-            handle.seek(start)
-            remaining = length
-            while remaining > 0:
-                chunk = handle.read(min(CHUNK, remaining))
-                if not chunk:
-                    return
-                remaining -= len(chunk)
-                yield chunk

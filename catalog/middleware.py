@@ -8,12 +8,12 @@ ending in `/` mean `index.html`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
+
+from meshsite.middleware import SyncAndAsyncMiddleware
 
 RADIO_SUFFIX = ".radio"
 
@@ -46,17 +46,8 @@ def rewrite_radio_request(request: HttpRequest) -> None:
     request.path_info = request.path = f"/c/{callsign}/{inner}"
 
 
-class RadioHostMiddleware:
+class RadioHostMiddleware(SyncAndAsyncMiddleware):
     """Map `<callsign>.radio` requests onto the content URLs (sync and async)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         rewrite_radio_request(request)

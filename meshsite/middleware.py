@@ -13,9 +13,9 @@ from django.http import HttpRequest, HttpResponse
 logger = logging.getLogger("meshsite.access")
 
 
-class AccessLogMiddleware:
-    """Sync and async: under daphne it stays on the event loop, so requests do not hop
-    threads just to be logged."""
+class SyncAndAsyncMiddleware:
+    """Base for middleware that runs in whichever mode the chain is in: under daphne it stays
+    on the event loop, so a request does not hop threads for it."""
 
     sync_capable = True
     async_capable = True
@@ -26,6 +26,8 @@ class AccessLogMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
+
+class AccessLogMiddleware(SyncAndAsyncMiddleware):
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)

@@ -159,6 +159,18 @@ def test_popular_entry_replicates_by_demand_seen_across_the_mesh(trio, tmp_path)
     assert fetch(c, "/c/DL1A/freqs.txt", **{"X-Meshsite-No-Fetch": "1"})[:2] == (200, body)
 
 
+def test_a_deletion_replicates_as_a_tombstone(trio, tmp_path):
+    a, c = trio["A"], trio["C"]
+    publish(a, tmp_path, "drill.html", b"drill at 19:00", 1)
+    wait_for(lambda: fetch(c, "/c/DL1A/drill.html")[0] == 200, 30, "entry opens at C")
+    result = a.manage("publish", "--delete", "--path", "drill.html")
+    assert result.returncode == 0, result.stderr
+    took = wait_for(lambda: entry_at(c, "DL1A", "drill.html") is None, 30, "tombstone at C")
+    print(f"\ntombstone A->C in {took:.2f}s")
+    status, body, _ = fetch(c, "/c/DL1A/drill.html", Accept="application/json")
+    assert status == 404 and b"deleted" in body
+
+
 def test_missing_everywhere_lists_what_the_mesh_holds(trio):
     status, body, _ = fetch(trio["C"], "/c/DL1A/no-such-page.html",
                             Accept="application/json")
