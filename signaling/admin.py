@@ -29,9 +29,9 @@ class LiveFilter(admin.SimpleListFilter):
 @admin.register(SignalingSession)
 class SignalingSessionAdmin(admin.ModelAdmin):
     list_display = ("peer_id", "callsign", "licensed", "protocol", "room", "started_at",
-                    "ended_at", "outcome", "remote_addr", "messages_in")
+                    "ended_at", "outcome", "remote_addr", "process", "messages_in")
     list_filter = (LiveFilter, "protocol", "licensed", "outcome")
-    search_fields = ("peer_id", "callsign", "remote_addr", "room")
+    search_fields = ("peer_id", "callsign", "remote_addr", "room", "process")
     date_hierarchy = "started_at"
     readonly_fields = [field.name for field in SignalingSession._meta.fields]
     actions = ["disconnect"]

@@ -119,3 +119,44 @@ async def close_sockets() -> AsyncIterator[None]:
         ws = wsclient.OPEN_SOCKETS.pop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(), 2)
+
+
+def module_pair(**env: str) -> Callable[..., Iterator[tuple[SignalingDaphne, SignalingDaphne]]]:
+    """A module-scoped fixture: two daphne processes with `env` on the one Redis (and the one
+    data dir), for relay, presence and limits across processes."""
+
+    @pytest.fixture(scope="module")
+    def fixture(signaling_dir: Path) -> Iterator[tuple[SignalingDaphne, SignalingDaphne]]:
+        first = _start(signaling_dir, env)
+        try:
+            second = _start(signaling_dir, env)
+        except BaseException:
+            first.stop()
+            raise
+        yield first, second
+        first.stop()
+        second.stop()
+
+    return fixture
+
+
+async def hubs_live(*processes: SignalingDaphne, timeout: float = 10) -> list[str]:
+    """Wait until every process's hub is started and fresh in the presence set; their names.
+
+    A hub starts on its process's first WebSocket, and each test begins with a flushed Redis
+    that a hub notices only at its next refresh: until then a claim on another process would
+    take its ids for those of a dead process. A throwaway REGISTER on each names the hub."""
+    from signaling.selectors import alive_processes, client_find
+
+    names = []
+    for process in processes:
+        ws, registered = await wsclient.native(process.ws_url, room="hub-check")
+        found = client_find(protocol="signal", peer_id=registered["clientId"])
+        assert found is not None, registered
+        names.append(found["process"])
+        await ws.close()
+    deadline = time.monotonic() + timeout
+    while not set(names) <= set(alive_processes()):
+        assert time.monotonic() < deadline, f"processes {names} not live: {alive_processes()}"
+        await asyncio.sleep(0.05)
+    return names
