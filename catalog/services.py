@@ -452,6 +452,8 @@ def body_store(*, entry: ContentEntry, chunks: Iterable[bytes], source_station_i
         raise _as_catalog_error(exc) from exc
     # Every version sharing this body has it now.
     ContentEntry.objects.filter(content_hash=entry.content_hash).update(has_body=True)
+    # Arrival counts as the last access for LRU: a body just fetched is not the first to go.
+    ContentEntry.objects.filter(pk=entry.pk).update(last_accessed=timezone.now())
     own = station_get()
     for version in ContentEntry.objects.filter(content_hash=entry.content_hash):
         _replica_record(version, own.station_id, own.owner_callsign)

@@ -88,8 +88,8 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def _sync_chunks(source: str | BinaryIO, start: int, length: int) -> Iterator[bytes]:
-    with source if not isinstance(source, str) else open(source, "rb") as handle:
+def _sync_chunks(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    with handle:
         handle.seek(start)
         remaining = length
         while remaining > 0:
@@ -100,10 +100,7 @@ def _sync_chunks(source: str | BinaryIO, start: int, length: int) -> Iterator[by
             yield chunk
 
 
-async def _async_chunks(source: str | BinaryIO, start: int,
-                        length: int) -> AsyncIterator[bytes]:
-    handle = source if not isinstance(source, str) else await asyncio.to_thread(open, source,
-                                                                                  "rb")
+async def _async_chunks(handle: BinaryIO, start: int, length: int) -> AsyncIterator[bytes]:
     try:
         handle.seek(start)
         remaining = length
@@ -118,19 +115,27 @@ async def _async_chunks(source: str | BinaryIO, start: int,
 
 
 def _body_response(request: HttpRequest, entry: ContentEntry, status: int, start: int,
-                   length: int, *, source: str | BinaryIO) -> HttpResponse:
-    """Stream `length` bytes from `start` of the blob (a path, or a file already open)."""
+                   length: int, *, body: BinaryIO) -> HttpResponse:
+    """Stream `length` bytes from `start` of the open body file (closed when done)."""
     if request.method == "HEAD":
-        if not isinstance(source, str):
-            source.close()
+        body.close()
         response = HttpResponse(status=status)
     else:
-        iterator: Any = (_async_chunks(source, start, length)
+        iterator: Any = (_async_chunks(body, start, length)
                          if isinstance(request, ASGIRequest)
-                         else _sync_chunks(source, start, length))
+                         else _sync_chunks(body, start, length))
         response = StreamingHttpResponse(iterator, status=status)
     response["Content-Length"] = str(length)
     return response
+
+
+def _open_body(store: Any, entry: ContentEntry) -> BinaryIO | None:
+    if not entry.has_body:
+        return None
+    try:
+        return store.open(entry.content_hash)
+    except FileNotFoundError:
+        return None
 
 
 def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpResponse:
@@ -152,22 +157,21 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
     if entry.deleted:
         return _missing(request, callsign, path, "deleted by its owner")
     store = services.blob_store()
-    held: BinaryIO | None = None
-    if not entry.has_body or not store.exists(entry.content_hash):
+    # The body is opened before anything else happens: an open file stays readable even if
+    # an eviction (here or in another process) removes it before the response has streamed.
+    held = _open_body(store, entry)
+    kept = True
+    if held is None:
         if request.headers.get(NO_FETCH_HEADER):
             return _missing(request, callsign, path, "this station does not hold the body")
         fetched = body_fetch(entry=entry)
-        if fetched is None:
+        held = _open_body(store, fetched) if fetched is not None else None
+        if fetched is None or held is None:
             return _missing(request, callsign, path, "no reachable station holds the body")
         entry = fetched
-        if not _keep_after_access(entry):
-            # Serve it once, keep nothing: hold the file open, then drop it from the store
-            # (the open file stays readable until the response has streamed it).
-            held = store.open(entry.content_hash)
-            services.entry_evict(entry=entry, force=True)
-    if held is None and entry.effective_priority in (Priority.POPULAR, Priority.STANDARD) \
-            and not entry.is_own:
-        services.storage_enforce()
+        kept = _keep_after_access(entry)
+        if not kept:
+            services.entry_evict(entry=entry, force=True)  # serve it once, keep nothing
     etag = f'"{entry.content_hash}"'
     last_modified = entry.modified_packed >> 16
     headers = {
@@ -190,6 +194,7 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
         since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
         not_modified = since is not None and last_modified // 1000 <= since
     if not_modified:
+        held.close()
         response = HttpResponse(status=304)
         for key, value in headers.items():
             response[key] = value
@@ -198,6 +203,9 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
         # Demand and LRU time: bodies served to people (a peer fetching a replica, a HEAD or
         # a revalidation answered 304 is no new demand, and costs no database write).
         services.entry_touch(entry=entry)
+    if kept and entry.effective_priority in (Priority.POPULAR, Priority.STANDARD) \
+            and not entry.is_own:
+        services.storage_enforce()  # cache: stay within the budget (this body was just used)
     size = entry.size
     status, start, length = 200, 0, size
     range_header = request.headers.get("Range")
@@ -205,6 +213,7 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
     if range_header and (if_range is None or if_range.strip() == etag):
         parsed = _parse_range(range_header, size)
         if parsed == "unsatisfiable":
+            held.close()
             response = _error(request, 416, "range_not_satisfiable",
                               f"the body has {size} bytes")
             response["Content-Range"] = f"bytes */{size}"
@@ -213,8 +222,7 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
             start, end = parsed
             status, length = 206, end - start + 1
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    source = held if held is not None else str(store.path_for(entry.content_hash))
-    response = _body_response(request, entry, status, start, length, source=source)
+    response = _body_response(request, entry, status, start, length, body=held)
     response["Content-Type"] = entry.content_type
     for key, value in headers.items():
         response[key] = value

@@ -21,26 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from tests.harness import REPO
+from tests.mesh.stations import run_django
 from tests.signaling.conftest import SignalingDaphne
 
 T = TypeVar("T")
 
-_SCRIPT = """
-import json, sys
-import django
-django.setup()
-{body}
-"""
-
-
 def django_run(process: SignalingDaphne, body: str, *args: str) -> str:
     """Run `body` with Django set up in `process`'s environment (its data dir, its Redis)."""
-    result = subprocess.run([sys.executable, "-c", _SCRIPT.format(body=body), *args],
-                            env=process.env, cwd=REPO, capture_output=True, text=True,
-                            timeout=120, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"script failed in {process.data_dir}:\n{result.stderr[-3000:]}")
-    return result.stdout
+    return run_django(process, body, *args)  # type: ignore[arg-type] - needs .env, .data_dir
 
 
 def manage(process: SignalingDaphne, *args: str) -> subprocess.CompletedProcess:
