@@ -331,6 +331,10 @@ class Hub:
         self._qpush = r.register_script(_QUEUE_PUSH)
         self._qtake = r.register_script(_QUEUE_TAKE)
         self._qexpire = r.register_script(_QUEUE_EXPIRE)
+        # Load the scripts now: otherwise every call that races the first one during a
+        # connection storm gets NOSCRIPT, raises, and retries with the whole script.
+        for script in (_CLAIM, _RELEASE, _ROUTE, _REAP, _QUEUE_PUSH, _QUEUE_TAKE, _QUEUE_EXPIRE):
+            await r.script_load(script)
         await r.zadd(self.k_procs, {self.proc: time.time()})
         pubsub = r.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self.channel, self.broadcast_channel)

@@ -57,13 +57,30 @@ def assign_pairs(clients: int, ports: list[int], workers: int) -> list[list]:
     return [pairs[w::workers] for w in range(workers)]
 
 
+def wait_until_quiet(station: Station, limit: float, *, busy: float = 0.3,
+                     window: float = 0.5) -> float:
+    """Let the station digest the connection storm (OPEN, presence, session records) before
+    the relay is measured: wait until its processes use under `busy` of a core over `window`
+    seconds, at most `limit` seconds. Returns the seconds waited (printed with the figures)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = station.cpu_seconds()
+        time.sleep(window)
+        if (station.cpu_seconds() - before) / window < busy:
+            break
+    return time.monotonic() - started
+
+
 def start_profile(station: Station, out_dir: Path, duration: float) -> list[tuple]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        sys.exit("--profile needs py-spy: pip install -e '.[dev]' (or pip install py-spy)")
     runs = []
     for proc, port in zip(station.procs, station.ports, strict=True):
         path = out_dir / f"station-{port}.txt"
         runs.append((subprocess.Popen(
-            [sys.executable, "-m", "py_spy", "record", "--pid", str(proc.pid), "--rate", "250",
+            [str(py_spy), "record", "--pid", str(proc.pid), "--rate", "250",
              "--duration", str(int(duration)), "--format", "raw", "--nonblocking",
              "--output", str(path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path))
@@ -75,6 +92,8 @@ def summarize_profile(path: Path, top: int = 14) -> str:
     own: Counter = Counter()
     inclusive: Counter = Counter()
     total = 0
+    if not path.exists():
+        return "  (py-spy wrote no profile: it needs root or ptrace rights)"
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack:
@@ -128,6 +147,7 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         connected = [pipe.recv() for _, pipe in workers]
         connect_wall = time.monotonic() - started
         rss_connected = station.rss()
+        settle = wait_until_quiet(station, args.settle_max)
         cpu_before = station.cpu_seconds()
         start_at = time.monotonic() + 0.5
         profiles = (start_profile(station, Path(args.profile) / name, args.duration)
@@ -162,7 +182,7 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "rate": config["rate"] or "saturated", "duration_s": round(elapsed, 2),
         "connect_p50_ms": round(percentile(connects, 0.5), 2),
         "connect_p99_ms": round(percentile(connects, 0.99), 2),
-        "connect_wall_s": round(connect_wall, 2),
+        "connect_wall_s": round(connect_wall, 2), "settle_s": round(settle, 2),
         "connect_failures": sum(r["connect_failures"] for r in results),
         "relay_p50_ms": round(percentile(latencies, 0.5), 2),
         "relay_p95_ms": round(percentile(latencies, 0.95), 2),
@@ -204,7 +224,8 @@ def print_figures(f: dict[str, Any]) -> None:
     print(f"\n== {f['scenario']}: {f['clients']} {f['protocol']} clients, rate {f['rate']}, "
           f"{f['stations']} station process(es), {f['duration_s']} s ==")
     print(f"connect   p50 {f['connect_p50_ms']} ms  p99 {f['connect_p99_ms']} ms  "
-          f"(all in {f['connect_wall_s']} s, {f['connect_failures']} failed)")
+          f"(all in {f['connect_wall_s']} s, {f['connect_failures']} failed; station quiet "
+          f"{f['settle_s']} s later)")
     print(f"relay     p50 {f['relay_p50_ms']} ms  p95 {f['relay_p95_ms']} ms  "
           f"p99 {f['relay_p99_ms']} ms  max {f['relay_max_ms']} ms")
     print(f"messages  {f['msgs_per_s']} msg/s delivered; sent {f['sent']}, "
@@ -234,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="total msg/s for custom; 0 = saturated")
     parser.add_argument("--stations", type=int, default=1, choices=[1, 2, 3, 4],
                         help="daphne processes on one Redis for custom")
+    parser.add_argument("--settle-max", type=float, default=10.0,
+                        help="after connecting, wait up to this many seconds for the station "
+                             "to go quiet before measuring (0: measure at once; default 10)")
     parser.add_argument("--duration", type=float, default=10.0,
                         help="seconds of load per scenario (default 10)")
     parser.add_argument("--workers", type=int, default=1,

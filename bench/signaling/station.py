@@ -49,6 +49,16 @@ def raise_fd_limit() -> int:
     return hard
 
 
+# daphne as `runstation` starts it (mesh/management/commands/runstation.py): no access log,
+# server-side pings every MESHSITE_SIGNALING_PING_INTERVAL seconds, so the benchmark pays
+# what a station pays.
+RUNSTATION_DAPHNE_ARGS = [
+    "--application-close-timeout", "5", "-v", "0",
+    "--ping-interval", os.environ.get("MESHSITE_SIGNALING_PING_INTERVAL", "5"),
+    "--ping-timeout", os.environ.get("MESHSITE_SIGNALING_PING_TIMEOUT", "5"),
+]
+
+
 class Station:
     """Redis + migrated SQLite data dir + `processes` daphne processes sharing that Redis."""
 
@@ -79,7 +89,7 @@ class Station:
             log = open(self.data_dir / f"daphne-{port}.log", "ab")  # noqa: SIM115
             proc = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                 "meshsite.asgi:application"],
+                 *RUNSTATION_DAPHNE_ARGS, "meshsite.asgi:application"],
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
             log.close()
