@@ -8,12 +8,11 @@ ending in `/` mean `index.html`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest
-
-from meshsite.middleware import SyncAndAsyncMiddleware
 
 RADIO_SUFFIX = ".radio"
 
@@ -46,14 +45,12 @@ def rewrite_radio_request(request: HttpRequest) -> None:
     request.path_info = request.path = f"/c/{callsign}/{inner}"
 
 
-class RadioHostMiddleware(SyncAndAsyncMiddleware):
-    """Map `<callsign>.radio` requests onto the content URLs (sync and async)."""
+class RadioHostMiddleware:
+    """Map `<callsign>.radio` requests onto the content URLs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> Any:
         rewrite_radio_request(request)
-        if self.is_async:
-            return self.__acall__(request)
         return self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> Any:
-        return await self.get_response(request)

@@ -96,15 +96,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "meshsite.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    # http://CALLSIGN.radio/... (Host or absolute-form proxy requests) -> /c/CALLSIGN/...
-    "catalog.middleware.RadioHostMiddleware",
+    "meshsite.middleware.StaticFilesMiddleware",  # WhiteNoise, kept off the async path
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # http://CALLSIGN.radio/... (Host or absolute-form proxy requests) -> /c/CALLSIGN/...
+    "catalog.middleware.RadioHostMiddleware",
 ]
 
 ROOT_URLCONF = "meshsite.urls"
