@@ -139,6 +139,13 @@ class BlobStore:
                     if _HASH_RE.match(path.name):
                         yield path.name
 
+    def age(self, blob_hash: str) -> float:
+        """Seconds since the blob was written (0 if it is gone)."""
+        try:
+            return time.time() - self.path_for(blob_hash).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
     def sweep_temp(self, older_than: float = 3600) -> int:
         """Remove temporary files left by a killed writer (older than `older_than` seconds)."""
         removed = 0

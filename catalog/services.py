@@ -586,3 +586,18 @@ def replicate_pending(*, limit: int = 50) -> int:
         logger.info("bodies replicated", extra={"fetched": fetched})
         storage_enforce()
     return fetched
+
+
+def blobs_orphaned_delete(*, older_than: float = 3600) -> int:
+    """Delete bodies no entry holds: left when a process died between writing a body and
+    committing its entry. Only blobs older than `older_than` seconds, so a publish in progress
+    (body written, entry not yet committed) is never touched."""
+    store = blob_store()
+    held = set(ContentEntry.objects.filter(has_body=True).values_list("content_hash", flat=True))
+    removed = 0
+    for blob_hash in list(store.hashes()):
+        if blob_hash not in held and store.age(blob_hash) > older_than:
+            removed += store.delete(blob_hash)
+    if removed:
+        logger.info("orphaned bodies deleted", extra={"count": removed})
+    return removed

@@ -29,10 +29,12 @@ def replicate() -> None:
 
 @shared_task(name="catalog.tasks.prune", ignore_result=True)
 def prune() -> None:
-    """Temporary files of writes a crash interrupted, and the storage budget."""
-    from catalog.services import blob_store, storage_enforce
+    """What a crash can leave behind (temporary files, bodies of entries never committed),
+    and the storage budget."""
+    from catalog.services import blob_store, blobs_orphaned_delete, storage_enforce
 
     blob_store().sweep_temp()
+    blobs_orphaned_delete()
     storage_enforce()
 
 

@@ -363,3 +363,24 @@ def test_a_peer_serving_a_wrong_body_is_penalised_and_nothing_is_stored(
     missing = client.get("/c/W1AW/true.txt", HTTP_ACCEPT="application/json")
     assert missing.status_code == 404
     assert PeerPenalty.objects.get(station_id="f" * 32).count == 2
+
+
+def test_prune_removes_what_a_crash_leaves_and_nothing_else(client, owner_token):
+    import os
+    import time
+
+    from catalog.tasks import prune
+
+    kept = publish(client, owner_token, "kept.txt", b"kept", content_type="text/plain").json()
+    store = services.blob_store()
+    orphan = store.write([b"body of an entry never committed"], max_size=1000)
+    fresh = store.write([b"a publish still in progress"], max_size=1000)
+    part = store.tmp / "dead.part"
+    part.write_bytes(b"half a body")
+    old = time.time() - 7200
+    os.utime(orphan.path, (old, old))
+    os.utime(part, (old, old))
+    prune()
+    assert not store.exists(orphan.hash) and not part.exists()
+    assert store.exists(fresh.hash)  # too young to be an orphan
+    assert store.exists(kept["hash"])
