@@ -321,6 +321,9 @@ async def _undeliverable(ns: str, target: str, text: str) -> None:
 
 
 _CALLSIGN_ID = re.compile(r"^([A-Za-z0-9]{1,3}[0-9][A-Za-z0-9]{0,4}[A-Za-z])(?:[ _-].*)?$")
+# The ids `{path}{key}/id` hands out: a third of them start with a group that reads as a
+# callsign (`1a2b3c4d-…`), yet they name nobody.
+_UUID_ID = re.compile(r"^[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
 
 
 async def _peerjs_binding(conn: Connection) -> str:
@@ -330,7 +333,7 @@ async def _peerjs_binding(conn: Connection) -> str:
     mode = settings.SIGNALING_PEERJS_ID_BINDING
     if mode == "off":
         return ""
-    match = _CALLSIGN_ID.match(conn.client_id)
+    match = None if _UUID_ID.match(conn.client_id) else _CALLSIGN_ID.match(conn.client_id)
     if match is None:
         return ("This station only accepts ids of licensed operators: CALLSIGN or "
                 "CALLSIGN-suffix" if mode == "licensed" else "")
