@@ -601,3 +601,11 @@ def blobs_orphaned_delete(*, older_than: float = 3600) -> int:
     if removed:
         logger.info("orphaned bodies deleted", extra={"count": removed})
     return removed
+
+
+def demand_decay() -> int:
+    """Halve every demand count (hourly, from the prune job): "popular" means asked for lately,
+    so a body whose demand fades becomes cache again and may be evicted."""
+    # Integer columns: the division truncates on SQLite and PostgreSQL alike.
+    return (ContentEntry.objects.filter(Q(demand__gt=0) | Q(mesh_demand__gt=0))
+            .update(demand=F("demand") / 2, mesh_demand=F("mesh_demand") / 2))

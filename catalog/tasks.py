@@ -30,11 +30,12 @@ def replicate() -> None:
 @shared_task(name="catalog.tasks.prune", ignore_result=True)
 def prune() -> None:
     """What a crash can leave behind (temporary files, bodies of entries never committed),
-    and the storage budget."""
-    from catalog.services import blob_store, blobs_orphaned_delete, storage_enforce
+    demand that fades (halved every run), and the storage budget."""
+    from catalog.services import blob_store, blobs_orphaned_delete, demand_decay, storage_enforce
 
     blob_store().sweep_temp()
     blobs_orphaned_delete()
+    demand_decay()
     storage_enforce()
 
 

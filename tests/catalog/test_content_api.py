@@ -384,3 +384,17 @@ def test_prune_removes_what_a_crash_leaves_and_nothing_else(client, owner_token)
     assert not store.exists(orphan.hash) and not part.exists()
     assert store.exists(fresh.hash)  # too young to be an orphan
     assert store.exists(kept["hash"])
+
+
+def test_demand_fades(client, owner_token):
+    from catalog.tasks import prune
+
+    entry = publish(client, owner_token, "popular.txt", b"p", priority=2).json()
+    ContentEntry.objects.filter(entry_id=entry["entryId"]).update(demand=9, mesh_demand=4)
+    prune()
+    row = ContentEntry.objects.get(entry_id=entry["entryId"])
+    assert (row.demand, row.mesh_demand) == (4, 2)
+    prune()
+    prune()
+    row.refresh_from_db()
+    assert (row.demand, row.mesh_demand) == (1, 0)
