@@ -37,6 +37,7 @@ from typing import Any
 
 from bench.discovery.stations import LeanStation, database_template, seed_database
 from tests.mesh.netns import Lan, NetnsStation, db_time, netns_available, sees
+from tests.mesh.stations import wait_for as poll
 
 TARGETS = {"discovery_s": 2.0, "suspect_s": 5.0, "gossip_s": 10.0}
 SCENARIOS = ("discovery-3", "discovery-10", "gossip-chain-10")
@@ -44,15 +45,6 @@ SCENARIOS = ("discovery-3", "discovery-10", "gossip-chain-10")
 
 class Deadline(Exception):
     pass
-
-
-def poll(predicate, timeout: float, what: str, interval: float = 0.1) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise TimeoutError(f"{what}: not within {timeout}s")
 
 
 def station_kind(count: int, args: argparse.Namespace) -> tuple[type, str]:
@@ -294,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             run = run_chain if name.startswith("gossip") else run_discovery
             try:
                 figures = run(count, args, template)
-            except (TimeoutError, RuntimeError) as exc:
+            except (AssertionError, TimeoutError, RuntimeError) as exc:  # poll: AssertionError
                 print(f"\n== {name}: FAILED: {exc}", flush=True)
                 failed.append(name)
                 continue

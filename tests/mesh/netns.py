@@ -232,13 +232,6 @@ class Lan:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def sees(station: NetnsStation, others: list[NetnsStation], state: str = "active") -> bool:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.mesh.netns import Lan, netns_available, sees, state_of, wait_until
+from tests.mesh.netns import Lan, netns_available, sees, state_of
+from tests.mesh.stations import wait_for as wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
