@@ -23,17 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from catalog.errors import CodedError
+
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 256 * 1024
 
 
-class BlobError(Exception):
+class BlobError(CodedError):
     """A body that cannot be stored; `.code` is the API error code."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)

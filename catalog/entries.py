@@ -19,6 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from catalog.errors import CodedError
 from catalog.hlc import ClockError, Timestamp
 
 MAX_PATH_LENGTH = 255
@@ -32,13 +33,8 @@ HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 STATION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-class EntryError(ValueError):
+class EntryError(CodedError, ValueError):
     """A field that breaks the rules; `.code` is the API error code, the text says why."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def callsign_clean(value: object) -> str:

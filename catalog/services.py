@@ -27,6 +27,7 @@ from catalog.entries import (
     priority_clean,
     winner_key,
 )
+from catalog.errors import CodedError
 from catalog.hlc import ClockError, HybridLogicalClock, Timestamp, wall_clock_ms
 from catalog.models import ContentEntry, ContentReplica, OriginStation, PeerPenalty, Priority
 
@@ -35,20 +36,18 @@ logger = logging.getLogger(__name__)
 VERSION_KEY = "meshsite:catalog:version"
 
 
-class CatalogError(Exception):
+class CatalogError(CodedError):
     """What went wrong, as an API code, a human message and an HTTP status."""
 
     def __init__(self, code: str, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+        super().__init__(code, detail)
         self.status = status
 
 
 _STATUS = {"too_large": 413, "not_claimed": 409, "not_found": 404, "not_own": 403}
 
 
-def _as_catalog_error(exc: EntryError | BlobError) -> CatalogError:
+def _as_catalog_error(exc: CodedError) -> CatalogError:
     return CatalogError(exc.code, exc.detail, _STATUS.get(exc.code, 400))
 
 
