@@ -160,8 +160,8 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
     # The body is opened before anything else happens: an open file stays readable even if
     # an eviction (here or in another process) removes it before the response has streamed.
     held = _open_body(store, entry)
-    kept = True
-    if held is None:
+    fetched_here = held is None
+    if fetched_here:
         if request.headers.get(NO_FETCH_HEADER):
             return _missing(request, callsign, path, "this station does not hold the body")
         fetched = body_fetch(entry=entry)
@@ -169,9 +169,9 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
         if fetched is None or held is None:
             return _missing(request, callsign, path, "no reachable station holds the body")
         entry = fetched
-        kept = _keep_after_access(entry)
-        if not kept:
+        if not _keep_after_access(entry):
             services.entry_evict(entry=entry, force=True)  # serve it once, keep nothing
+            fetched_here = False  # nothing was added to the store
     etag = f'"{entry.content_hash}"'
     last_modified = entry.modified_packed >> 16
     headers = {
@@ -203,9 +203,8 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
         # Demand and LRU time: bodies served to people (a peer fetching a replica, a HEAD or
         # a revalidation answered 304 is no new demand, and costs no database write).
         services.entry_touch(entry=entry)
-    if kept and entry.effective_priority in (Priority.POPULAR, Priority.STANDARD) \
-            and not entry.is_own:
-        services.storage_enforce()  # cache: stay within the budget (this body was just used)
+    if fetched_here:
+        services.storage_enforce()  # a body was cached here: stay within the budget
     size = entry.size
     status, start, length = 200, 0, size
     range_header = request.headers.get("Range")
