@@ -66,8 +66,7 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
 
     async def _sync_link(self) -> None:  # (not `_sync`: channels reads that attribute)
         try:
-            await gossip.sync_link(self.session, peers=False)
-            await gossip.sync_apps(self.session)
+            await gossip.sync_round(self.session, peers=False)
         except Exception as exc:
             logger.info("mesh sync failed", extra={"peer": self.session.peer_station_id,
                                                    "role": "server",

@@ -172,10 +172,10 @@ async def sync_apps(link: Any) -> None:
                                                        "error": f"{type(exc).__name__}: {exc}"})
 
 
-async def sync_round(link: Any) -> dict[str, int]:
+async def sync_round(link: Any, *, peers: bool = True) -> dict[str, int]:
     """One gossip round on one link: trust first (an app's data may need the certificates),
     then every app's sync."""
-    counts = await sync_link(link)
+    counts = await sync_link(link, peers=peers)
     await sync_apps(link)
     return counts
 

@@ -79,8 +79,12 @@ def test_links_are_up_with_announced_callsigns(trio):
 
 def test_certificate_then_blacklist_added_at_a_reach_c(trio, pkis):
     a, c = trio["a"], trio["c"]
+    expected = pki.fingerprint(pkis["newcomer"].cert)
+    # Checked before the add: news is pushed at once, so C may have it before the console
+    # command that added it at A has even exited.
+    assert c.get(f"/api/certificates/{expected}")[0] == 404
     fingerprint = add_certificate(a, pkis["newcomer"])
-    assert c.get(f"/api/certificates/{fingerprint}")[0] == 404
+    assert fingerprint == expected
     took = wait_for(lambda: c.get(f"/api/certificates/{fingerprint}")[0] == 200, 30,
                     "certificate from A at C")
     print(f"\ncertificate A->C (2 hops) in {took:.2f}s")
