@@ -59,5 +59,7 @@ class NetworkModeChangeAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context=None):  # type: ignore[no-untyped-def]
         mode = selectors.network_mode_get()
-        self.message_user(request, f"Current network mode: {mode['mode']}", messages.INFO)
+        detail = mode.get("detail") or ""
+        self.message_user(request, f"Current network mode: {mode['mode']}"
+                          + (f" ({detail})" if detail else ""), messages.INFO)
         return super().changelist_view(request, extra_context)

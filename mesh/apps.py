@@ -10,6 +10,7 @@ def _status(data: dict[str, Any]) -> None:
 
     mode = selectors.network_mode_get()
     data["networkMode"] = mode["mode"]
+    data["networkDetail"] = mode.get("detail", "")
     data["mesh"] = {"daemon": selectors.daemon_alive(),
                     "peersActive": len(selectors.peers_active())}
 
@@ -20,14 +21,19 @@ def _info(data: dict[str, Any]) -> None:
         capabilities.append("mesh")
 
 
-def _network_check() -> tuple[bool, str]:
-    """Health stays ok offline (the station works without the internet); the detail says it."""
+def _health_info(data: dict[str, Any]) -> None:
+    """`/healthz` states the network mode (not a check: a station works offline)."""
     from mesh import selectors
 
-    mode = selectors.network_mode_get()
-    targets = ", ".join(f"{t['target']} {'ok' if t['ok'] else 'down'}"
-                        for t in mode.get("targets", []))
-    return True, f"network mode {mode['mode']}" + (f" ({targets})" if targets else "")
+    data["networkMode"] = selectors.network_mode_get()["mode"]
+
+
+def _meshd_check() -> tuple[bool, str]:
+    from mesh.daemon import DAEMON_KEY
+    from meshsite.health import heartbeat_check
+
+    # meshd beats every 1.5 s into a key that expires after 5 s.
+    return heartbeat_check(part="mesh", key=DAEMON_KEY, what="mesh daemon (meshd)", max_age=5)
 
 
 class MeshConfig(AppConfig):
@@ -36,9 +42,15 @@ class MeshConfig(AppConfig):
 
     def ready(self) -> None:
         from mesh.gossip import register_builtin_handlers
-        from meshsite.status import register_health_check, register_info, register_status
+        from meshsite.status import (
+            register_health_check,
+            register_health_info,
+            register_info,
+            register_status,
+        )
 
         register_builtin_handlers()
         register_status(_status)
         register_info(_info)
-        register_health_check("network", _network_check)
+        register_health_check("meshd", _meshd_check)
+        register_health_info(_health_info)

@@ -144,3 +144,51 @@ def network_mode(results: list[bool], failures_in_row: int, failures_needed: int
     if failures_in_row >= failures_needed:
         return "offline"
     return previous if previous != "unknown" else "degraded"
+
+
+_RTF_UP = 0x0001
+_RTF_REJECT = 0x0200
+
+
+def default_route_present(ipv4_table: str, ipv6_table: str) -> bool:
+    """True when the routing tables (the text of Linux's /proc/net/route and
+    /proc/net/ipv6_route) hold a usable default route: destination and mask zero, up, not a
+    reject route, not on the loopback interface."""
+    for line in ipv4_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8 or fields[0] == "lo":
+            continue
+        try:
+            flags = int(fields[3], 16)
+        except ValueError:
+            continue
+        if fields[1] == "00000000" and fields[7] == "00000000" and flags & _RTF_UP \
+                and not flags & _RTF_REJECT:
+            return True
+    for line in ipv6_table.splitlines():
+        fields = line.split()
+        if len(fields) < 10 or fields[9] == "lo":
+            continue
+        try:
+            flags = int(fields[8], 16)
+        except ValueError:
+            continue
+        if fields[0] == "0" * 32 and fields[1] == "00" and flags & _RTF_UP \
+                and not flags & _RTF_REJECT:
+            return True
+    return False
+
+
+def host_default_route() -> bool | None:
+    """Whether this host has a default route (Linux); None where that cannot be read."""
+    try:
+        with open("/proc/net/route", encoding="ascii", errors="replace") as ipv4:
+            ipv4_table = ipv4.read()
+    except OSError:
+        return None
+    try:
+        with open("/proc/net/ipv6_route", encoding="ascii", errors="replace") as ipv6:
+            ipv6_table = ipv6.read()
+    except OSError:
+        ipv6_table = ""
+    return default_route_present(ipv4_table, ipv6_table)

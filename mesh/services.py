@@ -298,8 +298,15 @@ def peer_request(peer_station_id: str, type_: str, payload: dict[str, Any],
 
 # -- network mode -----------------------------------------------------------------------------
 
-def network_mode_record(*, results: list[tuple[str, bool, str]]) -> dict[str, Any]:
-    """Turn one round of probe results into the network mode; log and push a change."""
+TARGETS_HINT = ("set MESHSITE_CONNECTIVITY_TARGETS to one or more servers beyond your LAN "
+                "that you trust to answer (tcp://HOST:PORT or http(s)://HOST/PATH), so the "
+                "station can tell online from offline")
+
+
+def network_mode_record(*, results: list[tuple[str, bool, str]],
+                        unprobed: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Turn one round of probe results into the network mode; log and push a change.
+    `unprobed` is (mode, why) when the mode was decided without probing (no targets)."""
     from mesh.probe import network_mode
 
     client = get_redis()
@@ -307,13 +314,16 @@ def network_mode_record(*, results: list[tuple[str, bool, str]]) -> dict[str, An
     current = json.loads(raw) if raw else {"mode": "unknown", "failures": 0}
     oks = [ok for _, ok, _ in results]
     failures = current.get("failures", 0) + 1 if results and not any(oks) else 0
-    mode = network_mode(oks, failures, settings.CONNECTIVITY_FAILURES, current["mode"])
-    state = {"mode": mode, "failures": failures, "checkedAt": time.time(),
+    if unprobed is not None:
+        mode, detail = unprobed
+    else:
+        mode = network_mode(oks, failures, settings.CONNECTIVITY_FAILURES, current["mode"])
+        detail = "; ".join(d for _, _, d in results)
+    state = {"mode": mode, "failures": failures, "checkedAt": time.time(), "detail": detail,
              "since": current.get("since") if mode == current["mode"] else time.time(),
              "targets": [{"target": t, "ok": ok, "detail": d} for t, ok, d in results]}
     client.set(MODE_KEY, json.dumps(state))
     if mode != current["mode"]:
-        detail = "; ".join(d for _, _, d in results)
         NetworkModeChange.objects.create(mode=mode, previous=current["mode"], detail=detail[:2000])
         logger.warning("network mode changed", extra={"old": current["mode"], "new": mode,
                                                       "detail": detail})
@@ -353,10 +363,25 @@ def connectivity_check() -> dict[str, Any]:
         return await asyncio.gather(*(probe_target(t, settings.CONNECTIVITY_TIMEOUT)
                                       for t in targets))
 
+    if not settings.CONNECTIVITY_TARGETS:
+        return network_mode_record(results=[], unprobed=_mode_without_targets())
     if targets:
         for target, result in zip(targets, asyncio.run(run()), strict=True):
             results.append((target.label, result.ok, result.detail))
     return network_mode_record(results=results)
+
+
+def _mode_without_targets() -> tuple[str, str]:
+    """No targets configured: never probe anything the operator did not name. A host with no
+    default route is offline; with one, the mode is unknown until targets are set."""
+    from mesh.probe import host_default_route
+
+    route = host_default_route()
+    if route is False:
+        return "offline", f"this host has no default route (no way beyond the LAN); {TARGETS_HINT}"
+    if route is None:
+        return "unknown", f"the routing table cannot be read here; {TARGETS_HINT}"
+    return "unknown", f"this host has a default route but no probe targets: {TARGETS_HINT}"
 
 
 # -- blacklist entries over the mesh ----------------------------------------------------------
@@ -417,9 +442,14 @@ def _entry_verdict(entry: dict[str, Any]) -> tuple[str, str]:
     try:
         proven = trust.verify_credential(credential)
     except trust.TrustRefused as exc:
-        if trust.credential_issued(credential, fingerprint):
+        refusal = trust.credential_issued(credential, fingerprint, signer)
+        if refusal is None:
             return MeshBlacklistEntry.Status.APPLIED, "signed by the issuer of the certificate"
-        return MeshBlacklistEntry.Status.REPORT, f"signer not trusted: {exc.code}: {exc.detail}"
+        logger.info("mesh blacklist signer is neither trusted nor the issuer", extra={
+            "fingerprint": fingerprint, "signer": signer, "trust": f"{exc.code}: {exc.detail}",
+            "issuer": refusal})
+        return MeshBlacklistEntry.Status.REPORT, (f"signer not trusted ({exc.code}: {exc.detail})"
+                                                  f" and not the issuer ({refusal})")
     if proven.station_id != signer:
         return MeshBlacklistEntry.Status.REPORT, "credential is not the signer's"
     return MeshBlacklistEntry.Status.APPLIED, f"signed by {proven.callsign} ({signer})"

@@ -201,29 +201,52 @@ def blacklist_apply(fingerprint: str, reason: str, *, signer: str = "", signatur
                                         effective=effective)
 
 
-def credential_issued(credential: dict[str, Any], fingerprint: str) -> bool:
-    """True when the credential's owner certificate issued the certificate `fingerprint`
-    (known here) and the owner's delegation of the station key verifies: the issuer may
-    blacklist what it issued even when we do not trust its root."""
+def credential_issued(credential: dict[str, Any], fingerprint: str, signer: str) -> str | None:
+    """Why the station `signer` may blacklist the certificate `fingerprint` as its issuer even
+    when we do not trust its root, or None when it may: the credential is `signer`'s own (its
+    station id derives from its key), its owner certificate is the direct issuer of that
+    certificate (issuer name and signature checked), and the owner delegated the station key.
+    Returns the reason for a refusal, for the log and the report."""
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
 
     from certificates import services as cert_services
+    from certificates.errors import CertificateError
     from certificates.models import Certificate
+    from certificates.x509tools import station_id_for
 
     target = Certificate.objects.filter(fingerprint=fingerprint).first()
-    owner_pem = credential.get("certificate")
-    if target is None or not isinstance(owner_pem, str):
-        return False
+    if target is None:
+        return "the blacklisted certificate is not known here, so its issuer cannot be checked"
+    fields = ("stationId", "publicKey", "certificate", "nonce", "delegation")
+    if any(not isinstance(credential.get(name), str) for name in fields):
+        return "the signer's credential lacks " + ", ".join(
+            name for name in fields if not isinstance(credential.get(name), str))
+    if credential["stationId"] != signer:
+        return f"the credential is for station {credential['stationId']}, not the signer {signer}"
     try:
-        owner = x509.load_pem_x509_certificate(owner_pem.encode())
+        raw_key = base64.b64decode(credential["publicKey"], validate=True)
+    except ValueError:
+        return "the credential's publicKey is not base64"
+    if station_id_for(raw_key) != signer:
+        return "the signer's station id does not belong to the credential's key"
+    try:
+        owner = x509.load_pem_x509_certificate(credential["certificate"].encode())
         child = x509.load_pem_x509_certificate(target.pem.encode())
+    except ValueError as exc:
+        return f"a certificate does not parse: {exc}"
+    try:
         child.verify_directly_issued_by(owner)
+    except (ValueError, TypeError, InvalidSignature):
+        return (f"the signer's owner certificate ({owner.subject.rfc4514_string()}) did not "
+                "issue the blacklisted certificate")
+    try:
+        delegation = base64.b64decode(credential["delegation"], validate=True)
         message = cert_services.delegation_message(
-            station_id=str(credential["stationId"]), public_key_b64=str(credential["publicKey"]),
-            nonce=str(credential["nonce"]))
-        cert_services.signature_verify(public_key=owner.public_key(),
-                                       signature=base64.b64decode(credential["delegation"]),
+            station_id=signer, public_key_b64=credential["publicKey"],
+            nonce=credential["nonce"])
+        cert_services.signature_verify(public_key=owner.public_key(), signature=delegation,
                                        message=message)
-    except Exception:
-        return False
-    return True
+    except (ValueError, CertificateError):
+        return "the issuer's certificate did not delegate the signer's station key"
+    return None

@@ -15,6 +15,11 @@ class SignalingStatusSerializer(serializers.Serializer):
     connected = serializers.IntegerField(help_text="Clients connected across all processes.")
 
 
+class HealthCheckResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField(help_text="Why it failed, or how it answered.")
+
+
 class StationStatusSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=["unclaimed", "claimed", "active"])
     owner = serializers.CharField(allow_null=True)
@@ -23,6 +28,13 @@ class StationStatusSerializer(serializers.Serializer):
     signaling = SignalingStatusSerializer()
     uptime = serializers.IntegerField(help_text="Seconds since this process started.")
     networkMode = serializers.ChoiceField(choices=["online", "offline", "degraded", "unknown"])
+    networkDetail = serializers.CharField(
+        required=False, help_text="Why the mode is what it is: the probe results, or how to set "
+                                  "probe targets (MESHSITE_CONNECTIVITY_TARGETS) when none are.")
+    parts = serializers.DictField(
+        child=HealthCheckResultSerializer(),
+        help_text="Every part of the station (database, redis, web, worker, meshd) as in "
+                  "`/healthz`.")
 
 
 class StationInfoSerializer(serializers.Serializer):
@@ -33,12 +45,12 @@ class StationInfoSerializer(serializers.Serializer):
     signalingUrl = serializers.CharField()
 
 
-class HealthCheckResultSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-    detail = serializers.CharField()
-
-
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "failing"])
     failed = serializers.ListField(child=serializers.CharField())
-    checks = serializers.DictField(child=HealthCheckResultSerializer())
+    checks = serializers.DictField(
+        child=HealthCheckResultSerializer(),
+        help_text="One entry per part: database, redis, web, worker, meshd.")
+    networkMode = serializers.ChoiceField(
+        choices=["online", "offline", "degraded", "unknown"],
+        help_text="The last connectivity check's verdict; information, not a health check.")
