@@ -7,8 +7,10 @@ from typing import Any
 
 from django.db.models import Max, QuerySet, Sum
 
+from catalog.changes import VERSION_KEY
 from catalog.models import ContentEntry, PeerPenalty
 from catalog.reconcile import Catalog
+from meshsite.redisconn import get_redis
 
 _cache_lock = threading.Lock()
 _cache: dict[str, Any] = {"version": None, "catalog": None}
@@ -60,9 +62,6 @@ def catalog_summary(rows: QuerySet[ContentEntry]) -> dict[str, Any]:
 def sync_catalog() -> Catalog:
     """Every version this station knows (tombstones too) as (modified HLC, entry id), cached
     per process until the catalog version in Redis moves."""
-    from catalog.services import VERSION_KEY
-    from meshsite.redisconn import get_redis
-
     try:
         version = get_redis().get(VERSION_KEY)
     except Exception:

@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.blobstore import BlobError, BlobStore
+from catalog.changes import content_changed_announce
 from catalog.entries import (
     EntryError,
     EntryFields,
@@ -32,9 +33,6 @@ from catalog.hlc import ClockError, HybridLogicalClock, Timestamp, wall_clock_ms
 from catalog.models import ContentEntry, ContentReplica, OriginStation, PeerPenalty, Priority
 
 logger = logging.getLogger(__name__)
-
-VERSION_KEY = "meshsite:catalog:version"
-
 
 class CatalogError(CodedError):
     """What went wrong, as an API code, a human message and an HTTP status."""
@@ -81,16 +79,6 @@ def station_clock() -> HybridLogicalClock:
         _clock = HybridLogicalClock(node, max_skew_ms=settings.CATALOG_MAX_CLOCK_SKEW * 1000,
                                     physical=_physical_ms)
     return _clock
-
-
-def catalog_version_bump() -> None:
-    """Tell every process's catalog cache that an entry arrived (best effort)."""
-    from meshsite.redisconn import get_redis
-
-    try:
-        get_redis().incr(VERSION_KEY)
-    except Exception as exc:  # Redis down must not fail a publish that is already committed
-        logger.warning("catalog version bump failed", extra={"error": str(exc)})
 
 
 def _own_identity() -> tuple[str, str, str]:
@@ -242,19 +230,12 @@ def _publish_version(*, callsign: str, station_id: str, public_key: str, path: s
         if not deleted:
             _replica_record(entry, station_id, callsign)
         path_resolve(origin_callsign=callsign, path=path)
-        transaction.on_commit(_after_new_entries)
+        transaction.on_commit(content_changed_announce)
     entry.refresh_from_db()
     logger.info("content published", extra={"origin": callsign, "path": path,
                                              "entry": entry.entry_id, "deleted": deleted,
                                              "priority": priority, "size": size})
     return entry
-
-
-def _after_new_entries() -> None:
-    catalog_version_bump()
-    from catalog.tasks import sync_soon
-
-    sync_soon()
 
 
 # --- entries from other stations -----------------------------------------------------------
@@ -415,7 +396,7 @@ def entries_ingest(*, entries: Any, received_from: str = "",
     for origin_callsign, path in touched:
         path_resolve(origin_callsign=origin_callsign, path=path)
     if result.created:
-        transaction.on_commit(_after_new_entries)
+        transaction.on_commit(content_changed_announce)
     return result
 
 
@@ -558,33 +539,6 @@ def clock_parse(text: str) -> Timestamp:
         return Timestamp.parse(text)
     except ClockError as exc:
         raise CatalogError("bad_timestamp", str(exc)) from exc
-
-
-def replicate_pending(*, limit: int = 50) -> int:
-    """Fetch the bodies the replication policy wants here and lacks: priority 1 always,
-    priority 2 once the demand seen here and across the mesh reaches the threshold. Current
-    versions and conflicting heads only; the rest is fetched when someone asks for it."""
-    from django.db.models import F
-
-    from catalog.fetch import body_fetch
-
-    essential = (Q(local_priority=Priority.ESSENTIAL)
-                 | Q(priority=Priority.ESSENTIAL, local_priority__isnull=True))
-    popular = (Q(local_priority=Priority.POPULAR)
-               | Q(priority=Priority.POPULAR, local_priority__isnull=True))
-    rows = (ContentEntry.objects.filter(has_body=False, deleted=False)
-            .filter(Q(is_current=True) | Q(conflict=True))
-            .annotate(total_demand=F("demand") + F("mesh_demand"))
-            .filter(essential | (popular & Q(total_demand__gte=settings.CATALOG_DEMAND_THRESHOLD)))
-            .order_by("priority", "-modified_packed")[:limit])
-    fetched = 0
-    for entry in rows:
-        if body_fetch(entry=entry) is not None:
-            fetched += 1
-    if fetched:
-        logger.info("bodies replicated", extra={"fetched": fetched})
-        storage_enforce()
-    return fetched
 
 
 def blobs_orphaned_delete(*, older_than: float = 3600) -> int:

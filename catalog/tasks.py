@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.conf import settings
+
+from catalog import services
+from catalog.replication import replicate_pending
+from mesh.services import mesh_poke
 
 logger = logging.getLogger(__name__)
 
@@ -14,16 +17,12 @@ logger = logging.getLogger(__name__)
 def sync_round() -> None:
     """Gossip round for content: meshd reconciles catalogs on every link (CONTENT_SYNC runs as
     a link sync after the trust sync), then bodies the policy wants are fetched."""
-    from mesh.services import mesh_poke
-
     mesh_poke(command="gossip")
     replicate()
 
 
 @shared_task(name="catalog.tasks.replicate", ignore_result=True)
 def replicate() -> None:
-    from catalog.services import replicate_pending
-
     replicate_pending()
 
 
@@ -31,23 +30,17 @@ def replicate() -> None:
 def prune() -> None:
     """What a crash can leave behind (temporary files, bodies of entries never committed),
     demand that fades (halved every run), and the storage budget."""
-    from catalog.services import blob_store, blobs_orphaned_delete, demand_decay, storage_enforce
-
-    blob_store().sweep_temp()
-    blobs_orphaned_delete()
-    demand_decay()
-    storage_enforce()
+    services.blob_store().sweep_temp()
+    services.blobs_orphaned_delete()
+    services.demand_decay()
+    services.storage_enforce()
 
 
-def sync_soon() -> None:
-    """New entries here: pass them on now rather than at the next round, and fetch the bodies
-    the replication policy wants. Best effort: beat retries anyway."""
-    from mesh.services import mesh_poke
-
+def sync_soon(**_signal: object) -> None:
+    """New entries here (`changes.content_changed`): pass them on now rather than at the next
+    round, and fetch the bodies the replication policy wants. Best effort: beat retries."""
     mesh_poke(command="changed")  # news: links dialled to us sync too, not only ours
     try:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            return  # tests without a worker: replicate explicitly
         replicate.apply_async(retry=False)  # a station that is down must not stall a publish
     except Exception as exc:
         logger.warning("could not queue replication", extra={"error": str(exc)})
