@@ -26,6 +26,7 @@ from certificates.x509tools import (
     verify_signature,
 )
 from tests.certificates import pki
+from tests.environment import requirement_missing
 
 NOW = pki.NOW
 
@@ -112,10 +113,11 @@ def test_load_pkcs12_with_password_and_wrong_password():
     assert code_of(excinfo) == "bad_password"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI to build "
-                    "a legacy RC2-40 PKCS#12 fixture")
 def test_load_legacy_rc2_40_pkcs12(tmp_path):
     """Older TQSL exports use RC2-40/SHA-1; `cryptography` must read them."""
+    if shutil.which("openssl") is None:
+        requirement_missing("needs the openssl CLI to build a legacy RC2-40 PKCS#12 fixture "
+                            "(apt-get install openssl)")
     user = pki.lotw_user("W1AW")
     (tmp_path / "cert.pem").write_text(user.pem + "".join(user.chain_pem))
     (tmp_path / "key.pem").write_bytes(pki.private_pem(user.key))
@@ -126,7 +128,7 @@ def test_load_legacy_rc2_40_pkcs12(tmp_path):
          "TrustedQSL user certificate", "-out", str(tmp_path / "old.p12")],
         capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        pytest.skip(f"openssl cannot write RC2-40 here: {result.stderr[-200:]}")
+        requirement_missing(f"openssl cannot write RC2-40 here: {result.stderr[-200:]}")
     dump = subprocess.run(["openssl", "pkcs12", "-legacy", "-info", "-noout", "-passin",
                            "pass:tqsl", "-in", str(tmp_path / "old.p12")],
                           capture_output=True, text=True, check=False)

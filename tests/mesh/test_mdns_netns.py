@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.environment import requirement_missing
 from tests.mesh.netns import Lan, netns_available, sees, state_of
 from tests.mesh.stations import wait_for as wait_until
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.netns]
 @pytest.fixture
 def lan():
     if not netns_available():
-        pytest.skip("needs root and `ip netns` (network namespaces)")
+        requirement_missing("needs root and `ip netns` (network namespaces)")
     network = Lan()
     try:
         yield network

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.environment import requirement_missing
 from tests.harness import REPO
 
 PEERJS_VERSION = "1.5.5"
@@ -62,7 +63,7 @@ def _peerjs_dist() -> Path:
 def browser_run() -> dict:
     missing = _tools_missing()
     if missing:
-        pytest.skip(missing)
+        requirement_missing(missing)
     dist = _peerjs_dist()
     command = f"{NETNS_SETUP} exec {sys.executable} {SCRIPT} --peerjs-js {dist}"
     completed = subprocess.run(["unshare", "-n", "bash", "-c", command], cwd=REPO,
