@@ -15,13 +15,16 @@ from mesh import probe, services
 from tests.harness import REPO
 from tests.mesh.netns import netns_available, sh
 
-IPV4_WITH_DEFAULT = """Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
-eth0	00000000	010200C0	0003	0	0	0	00000000	0	0	0
-eth0	000200C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
-"""
-IPV4_LAN_ONLY = """Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
-eth0	000200C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
-"""
+
+def _ipv4(*routes: str) -> str:
+    """/proc/net/route: a header, then tab-separated rows."""
+    header = "Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT"
+    return "\n".join(line.replace(" ", "\t") for line in (header, *routes)) + "\n"
+
+
+LAN_ROUTE = "eth0 000200C0 00000000 0001 0 0 0 00FFFFFF 0 0 0"
+IPV4_WITH_DEFAULT = _ipv4("eth0 00000000 010200C0 0003 0 0 0 00000000 0 0 0", LAN_ROUTE)
+IPV4_LAN_ONLY = _ipv4(LAN_ROUTE)
 # The kernel's own reject route on lo is no way out.
 IPV6_REJECT_ONLY = ("00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
                     "00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo\n")
