@@ -4,8 +4,13 @@ Each part of a station (embedded Redis, daphne, the Celery worker with beat, the
 daemon) runs as a child in its own process group, so stopping a part stops everything it
 forked. A child that dies is restarted with exponential backoff; one that keeps dying stops
 the whole station with a message naming the part and its last output, so a station is never
-left half alive. Children also get
-PR_SET_PDEATHSIG, so even a kill -9 of the supervisor takes them down.
+left half alive.
+
+Whatever ends the supervisor, nothing it started lives on: children get PR_SET_PDEATHSIG (SIGTERM,
+the start of a graceful stop), and a reaper process (`mesh/reaper.py`) that follows every process
+descended from the parts SIGKILLs whatever is still alive a few seconds after the supervisor is
+gone, whatever session it moved to. A normal stop SIGTERMs every part, SIGKILLs each part's
+process group once `stop_timeout` has passed, and lets the reaper kill any straggler at once.
 """
 
 from __future__ import annotations
@@ -61,8 +66,9 @@ class StationFailed(RuntimeError):
 
 class Supervisor:
     def __init__(self, specs: list[ChildSpec], *, emit: Callable[[str], None],
-                 max_restarts: int = 5, window: float = 60.0, stop_timeout: float = 8.0,
-                 backoff_max: float = 16.0) -> None:
+                 max_restarts: int = 5, window: float = 60.0, stop_timeout: float = 6.0,
+                 backoff_max: float = 16.0, reaper_grace: float = 5.0,
+                 on_state: Callable[[str, str, int | None, str], None] | None = None) -> None:
         self.children = [Child(spec) for spec in specs]
         self.emit = emit
         self.max_restarts = max_restarts
@@ -71,6 +77,11 @@ class Supervisor:
         self.backoff_max = backoff_max
         self._stop = threading.Event()
         self.stop_reason = ""
+        # (part name, state running|exited|stopped, pid, detail) for whoever reports health.
+        self.on_state = on_state or (lambda name, state, pid, detail: None)
+        self.reaper = subprocess.Popen(
+            [sys.executable, "-m", "mesh.reaper", str(reaper_grace)], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, start_new_session=True)
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -87,8 +98,18 @@ class Supervisor:
             child.spec.argv, env=child.spec.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
+        self._tell_reaper(str(child.process.pid))
         threading.Thread(target=self._pump, args=(child, child.process.stdout),
                          name=f"pump-{child.spec.name}", daemon=True).start()
+        self.on_state(child.spec.name, "running", child.process.pid,
+                      f"started at {time.time():.3f}")
+
+    def _tell_reaper(self, line: str) -> None:
+        if self.reaper.stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self.reaper.stdin.write(line.encode() + b"\n")
+            self.reaper.stdin.flush()
 
     def _wait_ready(self, child: Child) -> None:
         if child.spec.ready is None:
@@ -147,6 +168,8 @@ class Supervisor:
         child.restarts.append(now)
         delay = min(self.backoff_max, 2 ** (len(child.restarts) - 1))
         self.emit(f"{child.spec.name} exited with code {code}; restarting in {delay:.0f}s")
+        self.on_state(child.spec.name, "exited", process.pid,
+                      f"exited with code {code}; restarting in {delay:.0f}s")
         child.process = None
         child.next_start = now + delay
 
@@ -174,6 +197,16 @@ class Supervisor:
                 child.process.wait(2)
             # Grandchildren (celery pool workers) may outlive their leader: sweep the group.
             _signal_group(child.process.pid, signal.SIGKILL)
+            self.on_state(child.spec.name, "stopped", child.process.pid, "stopped")
+        # Whatever left the parts' groups and sessions: the reaper kills it now, without grace.
+        self._tell_reaper("kill")
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self.reaper.stdin.close()
+        try:
+            self.reaper.wait(5)
+        except subprocess.TimeoutExpired:
+            self.reaper.kill()
+            self.reaper.wait(2)
 
 
 def _signal_group(pid: int, sig: int) -> None:

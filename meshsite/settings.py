@@ -178,7 +178,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+            # socket_timeout above channels-redis's 5 s blocking pop: redis-py 8 gives unix
+            # socket connections a 5 s read timeout by default, which failed every idle
+            # receive and so closed every consumer that heard nothing for 5 s.
+            "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
             # One process's channels share a Redis key: the default of 100 pending messages
             # makes a busy process raise ChannelFull (specs/signaling-performance.md).
             "capacity": 10000,
@@ -275,6 +278,10 @@ LOGGING = {
         "django": {"level": "INFO" if MESHSITE_LOG_LEVEL == "debug" else "WARNING"},
         "daphne": {"level": "WARNING"},
         "asyncio": {"level": "WARNING"},
+        # Per-task chatter (received / succeeded / beat sending due task, every few seconds)
+        # shows only at debug level, so INFO keeps the station's own events readable.
+        **{name: {"level": "DEBUG" if MESHSITE_LOG_LEVEL == "debug" else "WARNING"}
+           for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")},
     },
 }
 

@@ -2,7 +2,8 @@
 
 `meshsite` holds no domain logic: each app registers, in its `AppConfig.ready`, a function that
 fills in its part (the certificates app the station state and owner, the mesh the network mode,
-signaling the connected clients) and, if it has one, a health check.
+signaling the connected clients) and, if it has one, a health check of a part it runs (the mesh
+its daemon) and what `/healthz` should say besides (the mesh its network mode).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ HealthCheck = Callable[[], tuple[bool, str]]
 _status_providers: list[StatusProvider] = []
 _info_providers: list[StatusProvider] = []
 _health_checks: dict[str, HealthCheck] = {}
+_health_info_providers: list[StatusProvider] = []
 
 
 def register_status(provider: StatusProvider) -> None:
@@ -33,6 +35,17 @@ def register_info(provider: StatusProvider) -> None:
 
 def register_health_check(name: str, check: HealthCheck) -> None:
     _health_checks[name] = check
+
+
+def register_health_info(provider: StatusProvider) -> None:
+    if provider not in _health_info_providers:
+        _health_info_providers.append(provider)
+
+
+def apply_health_info(data: dict[str, Any]) -> dict[str, Any]:
+    for provider in _health_info_providers:
+        provider(data)
+    return data
 
 
 def apply_status(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from celery import Celery
 
+from tests.faults import alive, describe, process_tree, wait_gone
 from tests.harness import REPO, StationProcess, free_port, station_env
 
 pytestmark = pytest.mark.integration
@@ -146,13 +147,25 @@ def test_dead_web_part_is_restarted():
 def test_sigterm_stops_every_process_within_10s():
     station = StationProcess(port=free_port()).start(timeout=30)
     station.wait_ready(60)
-    tree = _tree(station.pid)
-    assert len(tree) >= 4, [p.cmdline() for p in tree]  # supervisor, redis, daphne, worker
+    # Every PID the station started, by parent PID: the parts are session leaders of their own.
+    tree = process_tree(station.pid)
+    commands = [" ".join(p.cmdline()) for p in tree]
+    parts = {"-m mesh.reaper": 0, "redis-server": 0, "-m daphne": 0, "-m celery": 0,
+             "-m meshsite meshd": 0}
+    for command in commands[1:]:
+        matches = [part for part in parts if part in command]
+        assert len(matches) == 1, f"not a part of the station: {command}"
+        parts[matches[0]] += 1
+    # One of each, and the worker's embedded beat (a grandchild); Redis may have forked for a
+    # background save, and that child must go too.
+    assert parts["redis-server"] >= 1
+    assert {**parts, "redis-server": 1} == {"-m mesh.reaper": 1, "redis-server": 1,
+                                            "-m daphne": 1, "-m celery": 2,
+                                            "-m meshsite meshd": 1}, commands
     started = time.monotonic()
     code = station.stop(timeout=15)
     elapsed = time.monotonic() - started
-    _gone, alive = psutil.wait_procs(tree, timeout=2)
-    assert not alive, [p.cmdline() for p in alive]
+    assert wait_gone(tree, 2) == [], describe(alive(tree))
     assert elapsed < 10
     assert code == 0
     assert "station: stopped" in station.output()

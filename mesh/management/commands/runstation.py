@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -19,11 +20,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mesh.supervisor import ChildSpec, StationFailed, Supervisor
+from meshsite import health
 from meshsite import status as station_status
 from meshsite.embedded_redis import INSTALL_HINT, redis_binary, server_command, wait_until_ready
 from meshsite.version import full_version
 
 LOCK_NAME = "runstation.lock"
+
+PART_NAMES = {"database": "the database", "redis": "Redis", "web": "the web server (daphne)",
+              "worker": "the Celery worker", "mesh": "the mesh daemon (meshd)",
+              "meshd": "the mesh daemon (meshd)"}
 
 
 class Command(BaseCommand):
@@ -53,6 +59,9 @@ class Command(BaseCommand):
                             help="Network interface (name or address) for mDNS; repeat for several "
                                  "(default: MESHSITE_MDNS_INTERFACES or all).")
         parser.add_argument("--verbose", action="store_true", help="Log at debug level.")
+        parser.add_argument("--answer-timeout", type=float, default=30.0, metavar="SECONDS",
+                            help="How long, once started, to wait for every part to answer "
+                                 "before saying which does not (default 30).")
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -151,18 +160,33 @@ class Command(BaseCommand):
                                    "mesh daemon (mDNS, station links, membership)"))
         return specs
 
-    def _celery_round_trip(self) -> str:
+    def _celery_round_trip(self, timeout: float) -> tuple[bool, str]:
         from meshsite.tasks import echo
 
         token = f"ping-{os.getpid()}-{time.time():.0f}"
         started = time.monotonic()
         try:
-            result = echo.apply_async(args=[token], ignore_result=False).get(timeout=30)
+            result = echo.apply_async(args=[token], ignore_result=False).get(timeout=timeout)
         except Exception as exc:
-            return f"no answer from the worker ({exc})"
+            return False, f"no answer to a task within {timeout:.0f}s ({exc!r})"
         if result != token:
-            return f"wrong answer from the worker: {result!r}"
-        return f"ok, task round trip {1000 * (time.monotonic() - started):.0f} ms"
+            return False, f"wrong answer from the worker: {result!r}"
+        return True, f"ok, task round trip {1000 * (time.monotonic() - started):.0f} ms"
+
+    def _not_answering(self, timeout: float) -> dict[str, str]:
+        """{part: why} for every part that does not answer within `timeout` seconds: the worker
+        by a task round trip, the others by the checks `/healthz` runs."""
+        deadline = time.monotonic() + timeout
+        ok, detail = self._celery_round_trip(max(1.0, timeout))
+        self.stdout.write(f"worker: {detail}")
+        problems = {} if ok else {"worker": detail}
+        while True:
+            report = health.report(web=False)
+            report.pop("worker")  # the round trip above is the stronger proof
+            failing = {name: r["detail"] for name, r in report.items() if not r["ok"]}
+            if not failing or time.monotonic() >= deadline:
+                return {**problems, **failing}
+            time.sleep(0.5)
 
     # -- main -------------------------------------------------------------------------------
 
@@ -186,7 +210,8 @@ class Command(BaseCommand):
 
         env = self._child_env(host, port, options)
         supervisor = Supervisor(self._specs(host, port, env),
-                                emit=lambda line: out.write(f"station: {line}"))
+                                emit=lambda line: out.write(f"station: {line}"),
+                                on_state=PartsRecorder())
 
         def on_signal(signum: int, _frame: Any) -> None:
             supervisor.request_stop(signal.Signals(signum).name)
@@ -198,8 +223,8 @@ class Command(BaseCommand):
         try:
             supervisor.start()
             if not supervisor.stop_reason:
-                out.write(f"worker: {self._celery_round_trip()}")
-                self._print_ready(host, port)
+                problems = self._not_answering(options["answer_timeout"])
+                self._print_ready(host, port, problems)
                 supervisor.run()
         except StationFailed as exc:
             failure = str(exc)
@@ -211,14 +236,19 @@ class Command(BaseCommand):
             raise CommandError(f"station stopped: {failure}")
         out.write("station: stopped")
 
-    def _print_ready(self, host: str, port: int) -> None:
+    def _print_ready(self, host: str, port: int, problems: dict[str, str]) -> None:
         status = station_status.apply_status({"state": "unclaimed", "owner": None,
                                               "networkMode": "unknown",
                                               "signaling": {"url": "", "connected": 0}})
         state, owner = status["state"], status["owner"]
         hosts = _local_addresses() if host in ("0.0.0.0", "::", "") else [host]  # noqa: S104
-        self.stdout.write(self.style.SUCCESS(
-            f"Station ready: state {state}" + (f", owner {owner}" if owner else "")))
+        if problems:
+            for part, why in problems.items():
+                self.stdout.write(self.style.WARNING(
+                    f"Station started, but {PART_NAMES.get(part, part)} is not answering: {why}"))
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"Station ready: state {state}" + (f", owner {owner}" if owner else "")))
         for address in hosts:
             base = f"http://{_bracket(address)}:{port}"
             self.stdout.write(f"  station   {base}/")
@@ -226,6 +256,24 @@ class Command(BaseCommand):
             self.stdout.write(f"  api docs  {base}/api/docs/")
             self.stdout.write(f"  signaling ws://{_bracket(address)}:{port}/ws/signal"
                               f"  peerjs ws://{_bracket(address)}:{port}/peerjs/peerjs")
+
+
+class PartsRecorder:
+    """Keeps the supervisor's view of each part in Redis for `/healthz` (meshsite/health.py).
+    Every change rewrites the whole record, so the record of a crashed earlier run is replaced
+    and one written before the embedded Redis answered is caught up with the next change."""
+
+    def __init__(self) -> None:
+        import redis
+
+        self.parts: dict[str, dict[str, Any]] = {}
+        self.client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1,
+                                           socket_connect_timeout=1)
+
+    def __call__(self, name: str, state: str, pid: int | None, detail: str) -> None:
+        self.parts[name] = {"state": state, "pid": pid, "since": time.time(), "detail": detail}
+        with contextlib.suppress(Exception):  # Redis not up yet, or the part that died
+            health.parts_record(self.parts, client=self.client)
 
 
 def daphne_ping_args() -> list[str]:
