@@ -17,5 +17,7 @@ def get_redis() -> redis.Redis:
 
 def get_async_redis() -> redis.asyncio.Redis:
     """A new asyncio client: each event loop needs its own (call once per loop and keep it)."""
+    # Longer than any blocking command we send (BLPOP, pub/sub waits of up to 5 s): redis-py 8
+    # defaults unix sockets to a 5 s read timeout.
     return redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5,
-                                        max_connections=1000)
+                                        socket_timeout=30, max_connections=1000)
