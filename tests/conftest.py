@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded Redis for the whole session, a clean Redis per test, personas."""
+"""Shared fixtures: the embedded Redis for the whole session, a clean Redis per test, the
+station databases dropped at the end (PostgreSQL runs), personas."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.conf import settings
 
 from meshsite.embedded_redis import EmbeddedRedis
 from meshsite.redisconn import get_redis
+from tests.harness import station_databases_drop
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +24,13 @@ def embedded_redis() -> Iterator[str]:
     yield settings.REDIS_URL
     if server is not None:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def station_databases() -> Iterator[None]:
+    """On PostgreSQL, the databases the harness made for station subprocesses go at the end."""
+    yield
+    station_databases_drop()
 
 
 @pytest.fixture(autouse=True)

@@ -1,14 +1,18 @@
 """Real stations and daphne processes for integration tests.
 
 Every process here is a real subprocess on 127.0.0.1 with a data dir of its own; each is stopped
-by its PID (and its process group) when the test ends.
+by its PID (and its process group) when the test ends. When the test run has a DATABASE_URL
+(PostgreSQL), each data dir also gets a database of its own on that server, created on first
+use and dropped at the end of the session (`station_databases_drop`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -29,9 +34,48 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+# The test run's PostgreSQL server (its own database is pytest-django's test_* copy of it).
+_SERVER_URL = os.environ.get("DATABASE_URL", "")
+_station_databases: dict[str, tuple[str, str]] = {}  # data dir -> (database name, URL)
+
+
+def _on_server(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_SERVER_URL, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def station_database_url(data_dir: Path | str) -> str | None:
+    """None on SQLite (each station keeps db.sqlite3 in its data dir). With a DATABASE_URL for
+    the test run, the URL of a database of the station's own on the same server: one per data
+    dir (processes sharing a data dir share it, like a station's daphnes), created once."""
+    if not _SERVER_URL.startswith(("postgres://", "postgresql://", "pgsql://")):
+        return None
+    key = str(Path(data_dir).resolve())
+    if key not in _station_databases:
+        name = f"meshsite_station_{secrets.token_hex(6)}"
+        if not _station_databases:  # scripts that use the harness outside pytest clean up too
+            atexit.register(station_databases_drop)
+        _on_server(f'CREATE DATABASE "{name}"')
+        url = urllib.parse.urlsplit(_SERVER_URL)._replace(path=f"/{name}").geturl()
+        _station_databases[key] = (name, url)
+    return _station_databases[key][1]
+
+
+def station_databases_drop() -> None:
+    """Drop every station database this session created (their processes are stopped by
+    now; FORCE ends any connection a killed process left behind)."""
+    while _station_databases:
+        _, (name, _url) = _station_databases.popitem()
+        with contextlib.suppress(Exception):
+            _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def station_env(data_dir: Path | str, **overrides: str) -> dict[str, str]:
     """The environment of a station subprocess: this process's environment without any
-    MESHSITE_* / REDIS_URL / DATABASE_URL of the test run, plus the given overrides."""
+    MESHSITE_* / REDIS_URL / DATABASE_URL of the test run, plus the station's own database on
+    the test run's PostgreSQL server if it has one, plus the given overrides."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("MESHSITE_") and key not in {"REDIS_URL", "DATABASE_URL"}}
     env.update({
@@ -41,6 +85,9 @@ def station_env(data_dir: Path | str, **overrides: str) -> dict[str, str]:
         "MESHSITE_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
     })
+    database_url = station_database_url(data_dir)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     env.update(overrides)
     return env
 

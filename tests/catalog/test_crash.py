@@ -66,7 +66,7 @@ def test_kill_9_during_console_publish(station, tmp_path):
     assert fetch(station, "/c/DL1K/kept.txt")[:2] == (200, b"acknowledged before the crash")
 
 
-def test_kill_9_of_the_web_server_during_an_upload(station):
+def test_kill_9_of_the_web_server_during_an_upload(station, tmp_path):
     from tests.harness import http_json
 
     _, claim = http_json(station.url + "/api/status")
@@ -75,6 +75,7 @@ def test_kill_9_of_the_web_server_during_an_upload(station):
     token = json.loads(rotated.stdout)["accessToken"]
     daphne = next(p for p in psutil.Process(station.process.pid).children(recursive=True)
                   if "daphne" in " ".join(p.cmdline()))
+    kept = publish(station, tmp_path, "kept-web.txt", b"stored before the web server died", 3)
     before = blobs(station)
     size = 20 * 1024 * 1024
     sock = socket.create_connection(("127.0.0.1", station.port), timeout=10)
@@ -96,4 +97,5 @@ def test_kill_9_of_the_web_server_during_an_upload(station):
     wait_for(up, 60, "daphne restarted", interval=0.5)
     assert entry_at(station, "DL1K", "upload.bin") is None
     assert blobs(station) == before
-    assert fetch(station, "/c/DL1K/kept.txt")[0] == 200
+    assert entry_at(station, "DL1K", "kept-web.txt")["entryId"] == kept
+    assert fetch(station, "/c/DL1K/kept-web.txt")[:2] == (200, b"stored before the web server died")

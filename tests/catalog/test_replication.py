@@ -13,7 +13,7 @@ from tests.certificates import pki
 from tests.harness import StationProcess
 from tests.mesh.stations import provision, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 FAST = {"MESHSITE_MESH_GOSSIP_INTERVAL": "5", "MESHSITE_CATALOG_SYNC_INTERVAL": "5",
         "MESHSITE_MESH_RECONNECT_MAX": "2", "MESHSITE_MESH_DIAL_LEARNT_PEERS": "off"}
@@ -125,6 +125,9 @@ def test_personal_entry_stays_at_origin_yet_opens_from_b(trio, tmp_path):
 def test_standard_entry_is_cached_on_access_then_evicted_lru(trio, tmp_path):
     a, b = trio["A"], trio["B"]
     first, second = b"1" * 3000, b"2" * 3000
+    publish(a, tmp_path, "notices/evacuation.html", b"<p>Evacuation route: north</p>", 1)
+    wait_for(lambda: (e := entry_at(b, "DL1A", "notices/evacuation.html")) is not None
+             and e["hasBody"], 30, "priority 1 entry with its body at B")
     publish(a, tmp_path, "maps/first.bin", first, 3)
     publish(a, tmp_path, "maps/second.bin", second, 3)
     wait_for(lambda: entry_at(b, "DL1A", "maps/second.bin") is not None, 30, "metadata at B")
@@ -136,7 +139,7 @@ def test_standard_entry_is_cached_on_access_then_evicted_lru(trio, tmp_path):
     assert entry_at(b, "DL1A", "maps/second.bin")["hasBody"]
     assert not entry_at(b, "DL1A", "maps/first.bin")["hasBody"]
     # Essential content is never evicted.
-    assert entry_at(b, "DL1A", "notices/shelter.html")["hasBody"]
+    assert entry_at(b, "DL1A", "notices/evacuation.html")["hasBody"]
     # The evicted entry still opens (fetched again from A).
     assert fetch(b, "/c/DL1A/maps/first.bin")[:2] == (200, first)
 
@@ -171,11 +174,13 @@ def test_a_deletion_replicates_as_a_tombstone(trio, tmp_path):
     assert status == 404 and b"deleted" in body
 
 
-def test_missing_everywhere_lists_what_the_mesh_holds(trio):
-    status, body, _ = fetch(trio["C"], "/c/DL1A/no-such-page.html",
-                            Accept="application/json")
+def test_missing_everywhere_lists_what_the_mesh_holds(trio, tmp_path):
+    a, c = trio["A"], trio["C"]
+    publish(a, tmp_path, "notices/water.html", b"<p>Water at the fire station</p>", 1)
+    wait_for(lambda: entry_at(c, "DL1A", "notices/water.html") is not None, 30, "entry at C")
+    status, body, _ = fetch(c, "/c/DL1A/no-such-page.html", Accept="application/json")
     assert status == 404
-    assert b"notices/shelter.html" in body
+    assert b"notices/water.html" in body
 
 
 def test_partitioned_publishes_of_one_operator_converge(trio, pkis, tmp_path_factory,

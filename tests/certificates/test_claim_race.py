@@ -14,7 +14,7 @@ from certificates.x509tools import to_pem
 from tests.certificates import pki
 from tests.harness import DaphneProcess, http_json, migrate, station_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 CLAIMANTS = 20
 PROCESSES = 3

@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings
 
 from tests.harness import REPO, DaphneProcess, free_port, migrate, station_env
+from tests.mesh.stations import wait_for
 from tests.signaling import wsclient
 
 FAST = {
@@ -60,13 +61,20 @@ class SignalingDaphne(DaphneProcess):
         raise RuntimeError(f"daphne did not answer in {timeout}s:\n{self.output()[-4000:]}")
 
     def sessions(self) -> list[dict]:
-        """The SignalingSession rows this process wrote (its own SQLite database)."""
+        """The SignalingSession rows this process wrote, read straight from its database (its
+        data dir's SQLite file, or its own database on the test run's PostgreSQL server)."""
+        query = "SELECT * FROM signaling_signalingsession ORDER BY id"
+        if self.env.get("DATABASE_URL"):
+            import psycopg
+            from psycopg.rows import dict_row
+
+            with psycopg.connect(self.env["DATABASE_URL"], row_factory=dict_row) as db:
+                return list(db.execute(query).fetchall())
         import sqlite3
 
-        with sqlite3.connect(self.data_dir / "db.sqlite3") as db:
+        with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3")) as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT * FROM signaling_signalingsession ORDER BY id").fetchall()
-        return [dict(row) for row in rows]
+            return [dict(row) for row in db.execute(query).fetchall()]
 
 
 @pytest.fixture(scope="session")
@@ -155,8 +163,6 @@ async def hubs_live(*processes: SignalingDaphne, timeout: float = 10) -> list[st
         assert found is not None, registered
         names.append(found["process"])
         await ws.close()
-    deadline = time.monotonic() + timeout
-    while not set(names) <= set(alive_processes()):
-        assert time.monotonic() < deadline, f"processes {names} not live: {alive_processes()}"
-        await asyncio.sleep(0.05)
+    await asyncio.to_thread(wait_for, lambda: set(names) <= set(alive_processes()), timeout,
+                            f"processes {names} live in the presence set", 0.05)
     return names

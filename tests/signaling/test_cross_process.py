@@ -22,7 +22,7 @@ from tests.signaling.wsclient import (
     ws_connect,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 pair = module_pair(MESHSITE_SIGNALING_ROOM_CAPACITY="3",
                    MESHSITE_PEERJS_CONCURRENT_LIMIT="4",

@@ -34,7 +34,7 @@ from tests.signaling.wsclient import (
     ws_connect,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 pair = module_pair()
 
