@@ -12,7 +12,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from mesh import gossip
-from mesh.links import HANDSHAKE_TIMEOUT, LinkSession
+from mesh.links import HANDSHAKE_TIMEOUT, LinkRefused, LinkSession
 
 NETWORK_GROUP = "mesh-network"
 # Every established accepted link of this station: meshd asks them to sync when our trust
@@ -73,7 +73,10 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
                                                    "error": f"{type(exc).__name__}: {exc}"})
 
     async def _send_text(self, text: str) -> None:
-        await self.send(text_data=text)
+        try:
+            await self.send(text_data=text)
+        except Exception as exc:  # autobahn's Disconnected: the peer left while we answered
+            raise LinkRefused("closed", "the link closed") from exc
 
     async def _close(self, code: int) -> None:
         await self.close(code=code)

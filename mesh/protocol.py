@@ -115,6 +115,8 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
         data = json.loads(text)
     except ValueError as exc:
         raise ProtocolError("malformed", f"frame is not JSON: {exc}") from exc
+    except RecursionError as exc:  # about 1000 nested arrays or objects: not a frame of ours
+        raise ProtocolError("malformed", "frame is nested too deeply") from exc
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "frame must be a JSON object")
     if not isinstance(data.get("type"), str) or not data["type"]:

@@ -43,6 +43,9 @@ REGISTER_PREFIX = b"meshsite-signal-register:"
 _dumps = orjson.dumps
 _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
+# orjson reads 1024 levels of nesting but writes only 254: a frame it read can fail to relay.
+_JSONEncodeError = orjson.JSONEncodeError
+_MAX_DEPTH = 254
 _now = time.monotonic
 
 
@@ -244,8 +247,8 @@ class PeerJSSocket(_SocketApp):
         if kind == "HEARTBEAT":
             conn.expires_at = _now() + settings.SIGNALING_PEERJS_ALIVE_TIMEOUT
             return
-        if kind not in _PEERJS_RELAYED or not conn.registered:
-            return
+        if type(kind) is not str or kind not in _PEERJS_RELAYED or not conn.registered:
+            return  # (a list or object `type` is unhashable: no set lookup for it)
         dst = message.get("dst")
         if kind == "LEAVE" and not dst:
             conn.outcome = "closed"
@@ -263,7 +266,10 @@ class PeerJSSocket(_SocketApp):
         out: dict[str, Any] = {"type": kind, "src": conn.client_id, "dst": dst}
         if "payload" in message:
             out["payload"] = message["payload"]
-        text = _dumps(out).decode()
+        try:
+            text = _dumps(out).decode()
+        except _JSONEncodeError:
+            return  # nested deeper than orjson writes (254 levels): as unparseable, ignored
         target = hub.local[PEERJS].get(dst)
         if target is not None and not target.closed:
             if await target.send_text(text):
@@ -449,7 +455,13 @@ class SignalSocket(_SocketApp):
         message["type"] = received
         message["from"] = conn.client_id
         message["fromCallsign"] = conn.callsign
-        text = _dumps(message).decode()
+        try:
+            text = _dumps(message).decode()
+        except _JSONEncodeError:
+            await self._error(conn, "invalid_message",
+                              f"{kind} is nested too deeply: at most {_MAX_DEPTH} levels",
+                              warn=True)
+            return
         peer = hub.local[NATIVE].get(target)
         if (peer is not None and peer.room == conn.room and not peer.closed
                 and await peer.send_text(text)):
