@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from mesh import probe, services
+from tests.environment import requirement_missing
 from tests.harness import REPO
 from tests.mesh.netns import netns_available, sh
 
@@ -46,9 +47,7 @@ def test_default_route_from_the_tables(ipv4, ipv6, expected):
 
 def _need_netns() -> None:
     if not netns_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("network namespaces (root and iproute2) are needed for this test")
-        pytest.skip("needs root and iproute2 for network namespaces")
+        requirement_missing("needs root and iproute2 for network namespaces")
 
 
 @contextlib.contextmanager
