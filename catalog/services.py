@@ -89,6 +89,12 @@ def _own_identity() -> tuple[str, str, str]:
         raise CatalogError("not_claimed", "This station has no owner yet: claim it "
                                           "(POST /api/claim-station or manage.py claimstation) "
                                           "before publishing.", 409)
+    from certificates.selectors import is_blacklisted
+
+    if station.owner_fingerprint and is_blacklisted(station.owner_fingerprint):
+        raise CatalogError("owner_blacklisted", "The owner's certificate of this station is "
+                                                "blacklisted here: nothing can be signed for it "
+                                                "until the entry is lifted.", 409)
     return callsign_clean(station.owner_callsign), station.station_id, station.public_key
 
 

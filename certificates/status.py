@@ -39,8 +39,14 @@ def fill_status(data: dict[str, Any]) -> None:
         data["state"] = StationState.UNCLAIMED.value
         data["owner"] = None
         return
-    data["state"] = (StationState.ACTIVE if _worker_alive() else StationState.CLAIMED).value
+    from certificates.selectors import is_blacklisted
+
+    blacklisted = bool(station.owner_fingerprint) and is_blacklisted(station.owner_fingerprint)
+    # A blacklisted owner cannot vouch for the station: claimed, never active (no links).
+    data["state"] = (StationState.ACTIVE if _worker_alive() and not blacklisted
+                     else StationState.CLAIMED).value
     data["owner"] = station.owner_callsign
+    data["ownerBlacklisted"] = blacklisted
     data["stationId"] = station.station_id
 
 

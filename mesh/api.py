@@ -66,6 +66,7 @@ class PeerListCreateApi(APIView):
             if current:
                 row["state"] = current["state"]
                 row["rttMs"] = current["rttMs"]
+                row["linked"] = bool(current.get("connected"))
         return Response(data)
 
     @extend_schema(request=MeshPeerCreateSerializer,

@@ -9,10 +9,12 @@ import logging
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
 
-from mesh import gossip
-from mesh.links import HANDSHAKE_TIMEOUT, LinkRefused, LinkSession
+from mesh import gossip, services
+from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkRefused, LinkSession
 
 NETWORK_GROUP = "mesh-network"
 # Every established accepted link of this station: meshd asks them to sync when our trust
@@ -28,6 +30,7 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
         self._grouped_at: float | None = None
+        self._alive_written = 0.0
         self.session = LinkSession(role="server", send_text=self._send_text, close=self._close,
                                    on_established=self._established, on_heard=self._heard)
         self._timer = asyncio.ensure_future(self._handshake_deadline())
@@ -40,6 +43,15 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
 
     async def _established(self, session: LinkSession) -> None:
         await self._join_links_group()
+        self._alive_written = time.monotonic()
+        try:
+            await sync_to_async(services.link_accepted)(
+                station_id=session.peer_station_id, callsign=session.peer_callsign,
+                fingerprint=session.peer_fingerprint, endpoints=session.peer_endpoints,
+                channel=self.channel_name or "")
+        except Exception as exc:
+            logger.warning("mesh accepted link not recorded", extra={
+                "peer": session.peer_station_id, "error": f"{type(exc).__name__}: {exc}"})
         await gossip.on_link_established(session)
 
     async def _join_links_group(self) -> None:
@@ -53,9 +65,27 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
             logger.warning("mesh link group join failed", extra={"error": str(exc)})
 
     def _heard(self, session: LinkSession) -> None:
-        if self._grouped_at is not None and time.monotonic() - self._grouped_at > GROUP_REFRESH:
-            self._grouped_at = time.monotonic()
+        now = time.monotonic()
+        if self._grouped_at is not None and now - self._grouped_at > GROUP_REFRESH:
+            self._grouped_at = now
             session._spawn(self._join_links_group())
+        # meshd counts this link as the peer's heartbeat: refresh it well within suspect time.
+        if now - self._alive_written >= settings.MESH_SUSPECT_AFTER / 3:
+            self._alive_written = now
+            session._spawn(self._mark_alive(session.peer_station_id))
+
+    async def _mark_alive(self, station_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await sync_to_async(services.accepted_link_heard)(
+                station_id=station_id, endpoints=None, channel=self.channel_name or "")
+
+    async def mesh_identity(self, event: dict[str, Any]) -> None:
+        """meshd: our own identity changed (claim, hand-over, owner blacklisted). A link whose
+        handshake proved another identity than the current one is closed; the peer dials
+        again and meets the new one."""
+        local = self.session.local
+        if local is not None and list(local.identity) != list(event.get("identity") or []):
+            await self.session.shutdown(CLOSE_IDENTITY)
 
     async def mesh_sync(self, event: dict[str, Any]) -> None:
         """meshd: news here (certificates, blacklist, an app's data such as new content).
@@ -90,6 +120,10 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(LINKS_GROUP, self.channel_name)
         session = getattr(self, "session", None)
+        if session is not None and session.established.is_set() and session.peer_station_id:
+            with contextlib.suppress(Exception):
+                await sync_to_async(services.link_accepted_closed)(
+                    station_id=session.peer_station_id, channel=self.channel_name or "")
         if session is not None:
             session.closed = True
             for task in list(session._tasks):

@@ -4,6 +4,14 @@ It holds the mDNS responder and browser, dials a `/ws/coordinate` link to every 
 (reconnecting with exponential backoff), probes every peer's liveness itself (mDNS record
 lifetimes are far too long for that), turns silence into suspect / unreachable, syncs trust on
 change, and carries `services.peer_request` calls from other processes over its links.
+
+A link is one link whatever side dialled it: meshd pings over the links it dialled (the other
+side hears it), counts the links other stations dialled to us (held by daphne, reported in
+Redis) as those peers' heartbeat, does not dial a station whose link to us is up, and checks the
+endpoints a dialling station stated by connecting back to them.
+
+The station's own identity is watched every second: a claim, a hand-over or a blacklisting of
+the owner re-advertises mDNS, closes links made under the old identity and dials again.
 SIGTERM stops it within a few seconds, with an mDNS goodbye.
 """
 
@@ -25,7 +33,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from mesh import gossip, mdns, membership, probe, protocol, selectors, services, trust
-from mesh.links import HANDSHAKE_TIMEOUT, LinkSession
+from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkSession
 from mesh.models import Peer
 from meshsite.redisconn import get_async_redis
 from meshsite.version import full_version
@@ -73,6 +81,9 @@ class MeshDaemon:
         self.sync_accepted = False  # also ask the links peers dialled to us (news, not beats)
         self.last_db_write: dict[int, float] = {}
         self.request_tasks: set[asyncio.Task] = set()
+        self.mdns_addresses: list[str] = []
+        self.accepted: dict[str, dict[str, Any]] = {}  # station id -> fresh accepted link
+        self.connect_back_at: dict[str, float] = {}  # station id -> last connect-back try
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -87,13 +98,14 @@ class MeshDaemon:
         if self.mdns_enabled:
             await self.start_mdns()
         for job in (self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
-                    self.request_loop, self.trust_watch, self.sync_loop):
+                    self.request_loop, self.trust_watch, self.sync_loop, self.link_ping_loop):
             self.tasks.append(asyncio.ensure_future(self.guard(job)))
         await self.stopping.wait()
         await self.shutdown()
 
     async def start_mdns(self) -> None:
         addresses = mdns.interface_addresses(self.interfaces)
+        self.mdns_addresses = addresses
         self.mdns = mdns.MdnsService(self.advert(addresses), on_found=self.on_mdns_found,
                                      on_gone=self.on_mdns_gone)
         await self.mdns.start()
@@ -208,8 +220,14 @@ class MeshDaemon:
                 return  # an endpoint of our own
             await _db(services.peer_identify)(peer_id=peer.pk, station_id=answered_id)
             self.reload_now.set()
+        await self.heard(peer, result.rtt)
+
+    async def heard(self, peer: KnownPeer, rtt: float | None) -> None:
+        """The peer answered (a probe, a ping over a link, traffic on its accepted link)."""
+        if str(peer.pk) not in self.table.members:
+            return
         now = time.monotonic()
-        transition = self.table.heard(str(peer.pk), now, result.rtt)
+        transition = self.table.heard(str(peer.pk), now, rtt)
         member = self.table.members[str(peer.pk)]
         rtt_ms = None if member.rtt is None else member.rtt * 1000
         if transition is not None:
@@ -235,6 +253,7 @@ class MeshDaemon:
             started = time.monotonic()
             peers = list(self.peers.values())
             await asyncio.gather(*(self.probe_peer(p) for p in peers), return_exceptions=True)
+            await self.accepted_links_heard()
             for transition in self.table.sweep(time.monotonic()):
                 peer = self.peers.get(int(transition.key))
                 if peer is not None:
@@ -255,9 +274,127 @@ class MeshDaemon:
                 "lastHeard": None if member.last_heard is None
                 else now_wall - (now_mono - member.last_heard),
                 "rttMs": None if member.rtt is None else round(member.rtt * 1000, 2),
-                "connected": bool(peer.station_id and peer.station_id in self.links),
+                "connected": bool(peer.station_id and (peer.station_id in self.links
+                                                       or peer.station_id in self.accepted)),
             }
         await self.redis.set(services.MEMBERS_KEY, json.dumps(members), ex=30)
+
+    async def accepted_links_heard(self) -> None:
+        """Links other stations dialled to us (daphne holds them and notes in Redis when each
+        last carried a message): a live one keeps its peer active even where we cannot connect
+        back (NAT); the endpoints it stated are checked by connecting back."""
+        raw = await self.redis.hgetall(services.ACCEPTED_KEY)
+        fresh: dict[str, dict[str, Any]] = {}
+        now = time.time()
+        for key, value in raw.items():
+            try:
+                entry = json.loads(value)
+                heard_at = float(entry["t"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if now - heard_at < settings.MESH_SUSPECT_AFTER:
+                fresh[key.decode() if isinstance(key, bytes) else str(key)] = entry
+        self.accepted = fresh
+        by_station = {p.station_id: p for p in self.peers.values() if p.station_id}
+        for station_id, entry in fresh.items():
+            peer = by_station.get(station_id)
+            if peer is None:
+                self.reload_now.set()  # the link made the row; meshd has not loaded it yet
+                continue
+            await self.heard(peer, None)
+            if not peer.endpoint and entry.get("endpoints"):
+                self.connect_back(peer, list(entry["endpoints"]))
+
+    def connect_back(self, peer: KnownPeer, endpoints: list[str]) -> None:
+        """Try the endpoints a dialling peer stated (at most every 30 s per peer, in a task)."""
+        station_id = peer.station_id or ""
+        if time.monotonic() - self.connect_back_at.get(station_id, -1e9) < 30:
+            return
+        self.connect_back_at[station_id] = time.monotonic()
+        task = asyncio.ensure_future(self._connect_back(station_id, endpoints))
+        self.request_tasks.add(task)
+        task.add_done_callback(self.request_tasks.discard)
+
+    async def _connect_back(self, station_id: str, endpoints: list[str]) -> None:
+        for endpoint in endpoints[:8]:
+            result = await probe.http_get(endpoint + "/api/mesh/ping",
+                                          settings.MESH_PROBE_TIMEOUT)
+            body = result.body if isinstance(result.body, dict) else {}
+            if result.ok and body.get("stationId") == station_id:
+                await _db(services.peer_seen)(station_id=station_id, endpoint=endpoint,
+                                              method=Peer.Method.PEER)
+                if station_id in self.accepted:  # its link to us is up: so is this Link row
+                    await _db(services.peer_link_connected)(station_id=station_id,
+                                                            connected=True)
+                logger.info("mesh peer endpoint verified by connecting back",
+                            extra={"station": station_id, "endpoint": endpoint})
+                self.reload_now.set()
+                return
+        logger.info("mesh peer endpoints do not answer: its link to us stays its only path "
+                    "(NAT?)", extra={"station": station_id, "endpoints": ",".join(endpoints)})
+
+    async def link_ping_loop(self) -> None:
+        """Ping over every link we dialled: the round trip is the link's, and the other side
+        hears us (an accepted link counts as its peer's heartbeat there)."""
+        while True:
+            started = time.monotonic()
+            links = [link for link in self.links.values() if not link.closed]
+            await asyncio.gather(*(self.ping_link(link) for link in links),
+                                 return_exceptions=True)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.05, settings.MESH_PROBE_INTERVAL - elapsed))
+
+    async def ping_link(self, link: LinkSession) -> None:
+        started = time.monotonic()
+        try:
+            await link.request(protocol.PING, {}, settings.MESH_SUSPECT_AFTER)
+        except Exception as exc:  # a timeout or a closed link: silence does the rest
+            logger.debug("mesh link ping failed", extra={"peer": link.peer_station_id,
+                                                          "error": f"{type(exc).__name__}"})
+            return
+        for peer in self.peers.values():
+            if peer.station_id == link.peer_station_id:
+                await self.heard(peer, time.monotonic() - started)
+
+    # -- identity --------------------------------------------------------------------------
+
+    async def identity_check(self) -> None:
+        """Follow a claim, a hand-over or a blacklisting of our owner without a restart."""
+        local = await _db(trust.local_station)()
+        if self.local is not None and local.identity == self.local.identity:
+            return
+        old, self.local = self.local, local
+        logger.info("station identity changed", extra={
+            "station": local.station_id, "callsign": local.callsign or "-",
+            "was": (old.callsign if old else "") or "-",
+            "credential": "yes" if local.credential else local.withheld})
+        if self.mdns is not None:
+            await self.mdns.refresh(self.advert(self.mdns_addresses))
+        # Links that proved another identity are closed; we dial again as who we are now.
+        stale = [link for link in self.links.values()
+                 if link.local is None or link.local.identity != local.identity]
+        for link in stale:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(link.shutdown(CLOSE_IDENTITY), 1)
+        if local.credential is None:
+            for endpoint in list(self.dialers):
+                self.dialers.pop(endpoint).cancel()
+        await self.close_accepted_links(local)
+        self.update_dialers()
+
+    async def close_accepted_links(self, local: trust.LocalStation) -> None:
+        from channels.layers import get_channel_layer
+
+        from mesh.consumers import LINKS_GROUP
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(LINKS_GROUP, {"type": "mesh.identity",
+                                                 "identity": list(local.identity)})
+        except Exception as exc:
+            logger.info("closing accepted links failed", extra={"error": str(exc)})
 
     # -- links -----------------------------------------------------------------------------
 
@@ -271,9 +408,17 @@ class MeshDaemon:
         for endpoint in wanted - set(self.dialers):
             self.dialers[endpoint] = asyncio.ensure_future(self.dial_forever(endpoint))
 
+    def accepted_from(self, endpoint: str) -> bool:
+        """The station at `endpoint` has dialled us and its link is up: one link is enough."""
+        return any(p.endpoint == endpoint and p.station_id in self.accepted
+                   for p in self.peers.values() if p.station_id)
+
     async def dial_forever(self, endpoint: str) -> None:
         delay = settings.MESH_RECONNECT_MIN
         while True:
+            if self.accepted_from(endpoint):
+                await asyncio.sleep(settings.MESH_PROBE_INTERVAL)
+                continue
             started = time.monotonic()
             detail = await self.dial_once(endpoint)
             if time.monotonic() - started > 30:
@@ -370,9 +515,11 @@ class MeshDaemon:
             logger.info("mesh sync of accepted links failed", extra={"error": str(exc)})
 
     async def trust_watch(self) -> None:
-        """Certificates or blacklist changed here (API, admin, a link): sync every link now."""
+        """Certificates or blacklist changed here (API, admin, a link): sync every link now.
+        Our own identity is checked on the same beat (a claim from any process)."""
         last = None
         while True:
+            await self.identity_check()
             try:
                 digest = await _db(selectors.trust_digest)()
             except Exception as exc:

@@ -18,7 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from mesh import protocol, registry, trust
+from mesh import protocol, registry, selectors, trust
 from mesh.protocol import ProtocolError
 from mesh.registry import MeshHandlerError
 from meshsite.redisconn import get_async_redis
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
 CLOSE_REFUSED = 4403
+# Our identity changed (claim, hand-over, owner blacklisted) since the handshake: dial again.
+# An application code: autobahn (daphne) refuses to send 1012 from a consumer.
+CLOSE_IDENTITY = 4012
 CLOSE_PROTOCOL = 4400
 
 _redis_by_loop: dict[int, Any] = {}
@@ -74,6 +77,7 @@ class LinkSession:
         self.closed = False
         self.refused: LinkRefused | None = None
         self.peer_announce: dict[str, Any] = {}
+        self.peer_endpoints: list[str] = []  # what a dialling peer stated in its AUTH
         self._pending: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self.last_heard = 0.0
@@ -126,8 +130,7 @@ class LinkSession:
         if self.role != "server":
             return
         if self.local.credential is None:
-            await self.refuse("unclaimed", "this station has no owner yet and cannot prove "
-                                           "who it is; claim it first")
+            await self.refuse(self.local.withheld or "unclaimed", self.local.withheld_detail())
             return
         await self._send_json({"type": protocol.HELLO, "stationId": self.local.station_id,
                                "nonce": self.my_nonce, "protocol": protocol.PROTOCOL_VERSION})
@@ -161,7 +164,8 @@ class LinkSession:
         await self._send_text(protocol.canonical_json(data).decode())
 
     async def _verify_peer(self, frame: dict[str, Any], nonce: str, prover_role: str,
-                           expected_id: str | None) -> trust.ProvenStation:
+                           expected_id: str | None,
+                           endpoints: list[str] | None = None) -> trust.ProvenStation:
         local = self._me()
         try:
             proven = await sync_to_async(trust.verify_credential)(frame.get("credential"))
@@ -177,7 +181,7 @@ class LinkSession:
         except ProtocolError as exc:
             raise LinkRefused("bad_proof", exc.detail) from exc
         message = protocol.proof_message(prover_role, nonce, proven.station_id,
-                                         local.station_id)
+                                         local.station_id, endpoints or ())
         try:
             await sync_to_async(trust.verify_station_signature)(proven.public_key_b64, proof,
                                                                 message)
@@ -190,17 +194,19 @@ class LinkSession:
         """Client role: prove ourselves over the server's nonce."""
         local = self._me()
         if local.credential is None:
-            await self.refuse("unclaimed", "this station has no owner yet; claim it first")
+            await self.refuse(local.withheld or "unclaimed", local.withheld_detail())
             return
         nonce, server_id = frame.get("nonce"), frame.get("stationId")
         if not isinstance(nonce, str) or not isinstance(server_id, str) or len(nonce) < 16:
             await self.refuse("malformed", "HELLO needs a stationId and a nonce")
             return
         self.peer_hello_id = server_id
+        endpoints = (await sync_to_async(selectors.own_endpoints)())[:protocol.MAX_ENDPOINTS]
         proof = await sync_to_async(trust.sign)(
-            protocol.proof_message("client", nonce, local.station_id, server_id))
+            protocol.proof_message("client", nonce, local.station_id, server_id, endpoints))
         await self._send_json({"type": protocol.AUTH, "credential": local.credential,
-                               "nonce": self.my_nonce, "proof": protocol.b64encode(proof)})
+                               "nonce": self.my_nonce, "endpoints": endpoints,
+                               "proof": protocol.b64encode(proof)})
 
     async def _on_auth(self, frame: dict[str, Any]) -> None:
         """Server role: check the client's credential and proof, then prove ourselves."""
@@ -210,10 +216,16 @@ class LinkSession:
             await self.refuse("malformed", "AUTH needs a nonce of at least 16 characters")
             return
         try:
-            self.peer = await self._verify_peer(frame, self.my_nonce, "client", None)
+            endpoints = protocol.endpoints_field(frame.get("endpoints"))
+        except ProtocolError as exc:
+            await self.refuse(exc.code, exc.detail)
+            return
+        try:
+            self.peer = await self._verify_peer(frame, self.my_nonce, "client", None, endpoints)
         except LinkRefused as exc:
             await self.refuse(exc.code, exc.detail)
             return
+        self.peer_endpoints = endpoints
         self.my_nonce = ""  # single use
         proof = await sync_to_async(trust.sign)(
             protocol.proof_message("server", nonce, local.station_id, self.peer.station_id))

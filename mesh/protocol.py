@@ -17,10 +17,15 @@ nonce, and present the credential that chains the key to a licensed owner):
 
     server -> client  {"type": "HELLO", "stationId": S, "nonce": Ns, "protocol": 1}
     client -> server  {"type": "AUTH", "credential": {...}, "nonce": Nc,
-                       "proof": sign_c(proof_message("client", Ns, C, S))}
+                       "endpoints": ["http://10.0.0.5:8080", ...],
+                       "proof": sign_c(proof_message("client", Ns, C, S, endpoints))}
     server -> client  {"type": "WELCOME", "credential": {...},
                        "proof": sign_s(proof_message("server", Nc, S, C))}
     or either side    {"type": "REFUSED", "error": code, "detail": text}, then close.
+
+`endpoints` (optional, at most MAX_ENDPOINTS base URLs) are where the dialling station says it
+can be reached; the proof covers them, so a man in the middle cannot swap them. The accepting
+station checks them by connecting back before it records one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 1024 * 1024
+MAX_ENDPOINTS = 8
 ID_HEX_LENGTH = 32
 
 # Handshake frame types (unsigned: they carry their own proofs).
@@ -96,10 +102,28 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def proof_message(role: str, nonce: str, prover_id: str, verifier_id: str) -> bytes:
+def proof_message(role: str, nonce: str, prover_id: str, verifier_id: str,
+                  endpoints: list[str] | tuple[str, ...] = ()) -> bytes:
     """What a side signs in the handshake: the other side's nonce, bound to both station ids and
-    to its role, so a proof can be neither replayed on another link nor reflected back."""
-    return "\n".join(["meshsite-coordinate-v1", role, nonce, prover_id, verifier_id]).encode()
+    to its role, so a proof can be neither replayed on another link nor reflected back; and the
+    endpoints the prover states, when it states any."""
+    lines = ["meshsite-coordinate-v1", role, nonce, prover_id, verifier_id]
+    if endpoints:
+        lines.append("endpoints:" + " ".join(endpoints))
+    return "\n".join(lines).encode()
+
+
+def endpoints_field(value: Any) -> list[str]:
+    """The `endpoints` of an AUTH frame: a list of at most MAX_ENDPOINTS short strings (each is
+    checked as a URL by whoever uses it), or ProtocolError."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_ENDPOINTS or not all(
+            isinstance(item, str) and 0 < len(item) <= 300 and " " not in item
+            for item in value):
+        raise ProtocolError("malformed", f"'endpoints' must be a list of at most "
+                                         f"{MAX_ENDPOINTS} URLs of up to 300 characters")
+    return value
 
 
 def parse_frame(text: str | bytes) -> dict[str, Any]:

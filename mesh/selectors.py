@@ -80,6 +80,22 @@ def own_endpoint() -> str:
     return f"http://{host}:{settings.MESHSITE_PORT}"
 
 
+def own_endpoints() -> list[str]:
+    """Where other stations can reach us, as we state it in a link handshake: the public URL,
+    else the bound address, else every IPv4 address of this host (loopback only when it has no
+    other). The other side checks them by connecting back."""
+    endpoint = own_endpoint()
+    if endpoint:
+        return [endpoint]
+    from mesh.mdns import interface_addresses
+
+    try:
+        addresses = interface_addresses([])
+    except (OSError, ValueError):
+        return []
+    return [f"http://{address}:{settings.MESHSITE_PORT}" for address in addresses][:8]
+
+
 def own_announcement() -> dict[str, Any]:
     local = trust.local_station()
     return {"stationId": local.station_id, "callsign": local.callsign,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -25,7 +26,14 @@ class MeshPeerSerializer(serializers.Serializer):
     state = serializers.CharField()
     rttMs = serializers.FloatField(source="rtt_ms", allow_null=True)
     authenticated = serializers.BooleanField()
+    linked = serializers.SerializerMethodField(
+        help_text="An authenticated /ws/coordinate link to this station is up now, whichever "
+                  "side dialled it (meshd's live view).")
     links = MeshLinkSerializer(many=True)
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_linked(self, peer: object) -> bool:
+        return False  # the view fills it in from meshd's live view
 
 
 class MeshPeerCreateSerializer(serializers.Serializer):

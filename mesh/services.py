@@ -26,6 +26,10 @@ COMMAND_CHANNEL = "meshsite:mesh:commands"
 REQUEST_QUEUE = "meshsite:mesh:requests"
 MODE_KEY = "meshsite:mesh:network-mode"
 MEMBERS_KEY = "meshsite:mesh:members"
+# Links other stations dialled to us (held by daphne): station id -> {"t": last heard (unix),
+# "endpoints": what the peer stated, "channel": the consumer holding it}. meshd reads it to keep
+# those peers active and to check their endpoints by connecting back.
+ACCEPTED_KEY = "meshsite:mesh:accepted"
 MAX_CALLSIGN = 16
 
 
@@ -226,6 +230,44 @@ def peer_link_connected(*, station_id: str, connected: bool) -> None:
         connected=connected)
     if connected:
         Peer.objects.filter(station_id=station_id).update(authenticated=True)
+
+
+def link_accepted(*, station_id: str, callsign: str, fingerprint: str, endpoints: list[str],
+                  channel: str) -> None:
+    """A station dialled us and proved itself: it is a peer (learnt from the link itself, with
+    no endpoint until meshd has connected back to one it stated), and its link is up."""
+    clean = []
+    for endpoint in endpoints:
+        try:
+            clean.append(endpoint_normalize(endpoint))
+        except MeshError:
+            continue
+    peer_seen(station_id=station_id, endpoint="", method=Peer.Method.PEER, callsign=callsign,
+              fingerprint=fingerprint, learnt_from=station_id)
+    Peer.objects.filter(station_id=station_id).update(authenticated=True)
+    peer_link_connected(station_id=station_id, connected=True)
+    accepted_link_heard(station_id=station_id, endpoints=clean, channel=channel)
+    logger.info("mesh link accepted", extra={"station": station_id, "callsign": callsign,
+                                             "endpoints": ",".join(clean) or "-"})
+
+
+def accepted_link_heard(*, station_id: str, endpoints: list[str] | None, channel: str) -> None:
+    """The accepted link of `station_id` carried a message just now (for meshd's membership)."""
+    client = get_redis()
+    if endpoints is None:
+        raw = client.hget(ACCEPTED_KEY, station_id)
+        endpoints = json.loads(raw).get("endpoints", []) if raw else []
+    client.hset(ACCEPTED_KEY, station_id, json.dumps({"t": time.time(), "endpoints": endpoints,
+                                                      "channel": channel}))
+
+
+def link_accepted_closed(*, station_id: str, channel: str) -> None:
+    """The accepted link held by `channel` closed (another may have replaced it since)."""
+    client = get_redis()
+    raw = client.hget(ACCEPTED_KEY, station_id)
+    if raw and json.loads(raw).get("channel") == channel:
+        client.hdel(ACCEPTED_KEY, station_id)
+        peer_link_connected(station_id=station_id, connected=False)
 
 
 def membership_sweep(*, now: Any = None) -> int:

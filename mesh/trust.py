@@ -29,6 +29,19 @@ class LocalStation:
     callsign: str
     fingerprint: str
     credential: dict[str, Any] | None
+    withheld: str = ""  # why there is no credential: "" | "unclaimed" | "owner_blacklisted"
+
+    @property
+    def identity(self) -> tuple[str, str, str, str, str]:
+        """What other stations see of us: when it changes, links and adverts must follow."""
+        nonce = (self.credential or {}).get("nonce") or ""
+        return (self.station_id, self.callsign, self.fingerprint, str(nonce), self.withheld)
+
+    def withheld_detail(self) -> str:
+        if self.withheld == "owner_blacklisted":
+            return ("the owner's certificate of this station is blacklisted here, so it cannot "
+                    "prove who it is; lift the blacklist entry or hand the station over")
+        return "this station has no owner yet and cannot prove who it is; claim it first"
 
 
 @dataclass(frozen=True)
@@ -48,11 +61,16 @@ def local_station() -> LocalStation:
     credential = cert_services.station_credential()
     callsign = ""
     fingerprint = ""
+    withheld = ""
     if credential:
         callsign = credential.get("callsign") or ""
         fingerprint = _fingerprint_of(credential.get("certificate"))
+        if is_blacklisted(fingerprint):
+            credential, callsign, withheld = None, "", "owner_blacklisted"
+    else:
+        withheld = "unclaimed"
     return LocalStation(station_id=station.station_id, callsign=callsign,
-                        fingerprint=fingerprint, credential=credential)
+                        fingerprint=fingerprint, credential=credential, withheld=withheld)
 
 
 def _fingerprint_of(pem: Any) -> str:

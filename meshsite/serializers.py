@@ -28,6 +28,9 @@ class StationStatusSerializer(serializers.Serializer):
     signaling = SignalingStatusSerializer()
     uptime = serializers.IntegerField(help_text="Seconds since this process started.")
     networkMode = serializers.ChoiceField(choices=["online", "offline", "degraded", "unknown"])
+    ownerBlacklisted = serializers.BooleanField(
+        required=False, help_text="The owner's certificate is blacklisted here: the station "
+                                  "cannot prove itself to others until the entry is lifted.")
     networkDetail = serializers.CharField(
         required=False, help_text="Why the mode is what it is: the probe results, or how to set "
                                   "probe targets (MESHSITE_CONNECTIVITY_TARGETS) when none are.")
