@@ -49,6 +49,7 @@ class ChildSpec:
     ready: Callable[[], bool] | None = None
     ready_timeout: float = 60.0
     description: str = ""
+    others_wait: bool = False  # the parts after this one start only once it is ready
 
 
 @dataclass
@@ -127,12 +128,27 @@ class Supervisor:
         raise StationFailed(self._failure(child, waited))
 
     def start(self) -> None:
-        """Start the children in order, each once the one before is ready."""
+        """Start the children in order. A part others need (`others_wait`, the embedded Redis)
+        is ready before the next starts; the others start at once and are waited for together,
+        so a slow web server does not hold back the worker and the mesh daemon."""
+        waiting: list[Child] = []
         for child in self.children:
             if self._stop.is_set():
                 return
             self._spawn(child)
+            if child.spec.others_wait:
+                self._wait_ready(child)
+                self._started(child)
+            elif child.spec.ready is None:
+                self._started(child)
+            else:
+                waiting.append(child)
+        for child in waiting:
             self._wait_ready(child)
+            self._started(child)
+
+    def _started(self, child: Child) -> None:
+        if child.process is not None and not self._stop.is_set():
             self.emit(f"started {child.spec.name} (pid {child.process.pid})"
                       + (f": {child.spec.description}" if child.spec.description else ""))
 

@@ -131,7 +131,8 @@ class Command(BaseCommand):
                 return True
 
             specs.append(ChildSpec("redis", server_command(binary, socket_path, settings.DATA_DIR),
-                                   env, redis_ready, 15, f"embedded Redis on {socket_path}"))
+                                   env, redis_ready, 15, f"embedded Redis on {socket_path}",
+                                   others_wait=True))
         probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)  # noqa: S104
         status_url = f"http://{_bracket(probe_host)}:{port}/api/status"
 
