@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from websockets import ConnectionClosed
 
 from mesh import protocol
 from tests.certificates import pki
@@ -93,6 +95,40 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> flo
             return time.monotonic() - started
         time.sleep(interval)
     raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+class Inbox:
+    """Every frame a test's WebSocket receives, read in the background, so that a test waits
+    (with `wait_for`) for the frame that meets its condition, never takes "the next one": a
+    periodic frame sent before the event under test may arrive first on a busy machine."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.frames: list[dict] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self.ws:
+                self.frames.append(json.loads(raw))
+
+    async def wait_for(self, predicate, timeout: float, what: str) -> dict:
+        """The first frame received so far or within `timeout` that `predicate` accepts; the
+        polling runs in a thread so this loop keeps reading."""
+        found: list[dict] = []
+
+        def seen() -> bool:
+            found[:] = [frame for frame in list(self.frames) if predicate(frame)][:1]
+            return bool(found)
+
+        await asyncio.to_thread(wait_for, seen, timeout, what)
+        return found[0]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
 
 
 @dataclass

@@ -7,12 +7,12 @@ import asyncio
 import json
 import socket
 import threading
-import time
 
 import pytest
 import websockets
 
 from tests.harness import StationProcess, free_port
+from tests.mesh.stations import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +53,18 @@ class TcpTarget:
 
 
 def wait_mode(station: StationProcess, mode: str, limit: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
+    seen: list[str] = []
+
+    def reached() -> bool:
         status, body = station.get("/api/status")
-        if status == 200 and body["networkMode"] == mode:
-            return time.monotonic() - started
-        time.sleep(0.25)
-    raise AssertionError(f"networkMode never became {mode} within {limit}s "
-                         f"(last: {body.get('networkMode')}):\n{station.output()[-3000:]}")
+        seen.append(body["networkMode"] if status == 200 else f"HTTP {status}")
+        return seen[-1] == mode
+
+    try:
+        return wait_for(reached, limit, f"networkMode {mode}", interval=0.25)
+    except AssertionError:
+        raise AssertionError(f"networkMode never became {mode} within {limit}s "
+                             f"(last: {seen[-1:]}):\n{station.output()[-3000:]}") from None
 
 
 def test_probe_target_down_then_up(tmp_path):
@@ -70,9 +74,11 @@ def test_probe_target_down_then_up(tmp_path):
         "MESHSITE_CONNECTIVITY_TARGETS": f"127.0.0.1:{target.port}",
         "MESHSITE_CONNECTIVITY_INTERVAL": "2", "MESHSITE_CONNECTIVITY_TIMEOUT": "1"})
     pushed: list[dict] = []
+    listening = threading.Event()
 
     async def listen(stop: asyncio.Event) -> None:
         async with websockets.connect(station.ws_url + "/ws/mesh/status") as ws:
+            listening.set()
             while not stop.is_set():
                 try:
                     pushed.append(json.loads(await asyncio.wait_for(ws.recv(), 0.5)))
@@ -88,7 +94,7 @@ def test_probe_target_down_then_up(tmp_path):
         listener = threading.Thread(target=lambda: loop.run_until_complete(listen(stop)),
                                     daemon=True)
         listener.start()
-        time.sleep(1)
+        wait_for(listening.is_set, 10, "listening on /ws/mesh/status")
 
         target.stop()
         went_offline = wait_mode(station, "offline", 30)
@@ -98,13 +104,17 @@ def test_probe_target_down_then_up(tmp_path):
 
         target.start()
         came_back = wait_mode(station, "online", 30)
-        time.sleep(0.5)
+
+        def modes() -> list[str]:
+            return [m["mode"] for m in list(pushed) if m.get("type") == "NETWORK_MODE"]
+
+        wait_for(lambda: "offline" in modes() and modes()[-1] == "online", 10,
+                 "offline then online pushed on /ws/mesh/status")
         loop.call_soon_threadsafe(stop.set)
         listener.join(5)
         print(f"\nconnectivity: offline detected after {went_offline:.1f}s, "
               f"online again after {came_back:.1f}s (interval 2s, 2 failures needed)")
-        modes = [m["mode"] for m in pushed if m.get("type") == "NETWORK_MODE"]
-        assert "offline" in modes and modes[-1] == "online", pushed
+        assert "offline" in modes() and modes()[-1] == "online", pushed
         status, network = station.get("/api/mesh/network")
         assert status == 200
         assert network["mode"] == "online"

@@ -14,7 +14,14 @@ from mesh import protocol
 from mesh.services import blacklist_entry_message
 from tests.certificates import pki
 from tests.harness import StationProcess
-from tests.mesh.stations import FakeStation, add_certificate, blacklist, provision, wait_for
+from tests.mesh.stations import (
+    FakeStation,
+    Inbox,
+    add_certificate,
+    blacklist,
+    provision,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -254,31 +261,32 @@ def test_news_at_the_accepting_end_is_pushed_over_its_accepted_links(trio, pkis)
     trudy = FakeStation.make(pkis["trudy"], "DL2TRU")
     newcomer = pki.issue(pkis["ca"], callsign="DL5NEW")
 
-    async def next_cert_sync(ws, key: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no CERT_SYNC with {key!r} from C within {timeout}s")
-            frame = json.loads(await asyncio.wait_for(ws.recv(), remaining))
-            if frame.get("type") == "CERT_SYNC" and key in frame.get("payload", {}):
-                return frame
+    def cert_sync(key: str, fingerprint: str):
+        """C's CERT_SYNC naming `fingerprint` under `key`: C also starts periodic syncs (every
+        gossip beat), so the first CERT_SYNC on the link may be one from before the add."""
+        def match(frame: dict) -> bool:
+            items = frame.get("payload", {}).get(key) if frame.get("type") == "CERT_SYNC" else None
+            return any((item if isinstance(item, str) else item.get("fingerprint")) == fingerprint
+                       for item in items or ())
+        return match
 
     async def run() -> tuple[str, float]:
         ws, answer = await _connect(c, trudy)
         assert answer["type"] == "WELCOME", answer
+        inbox = Inbox(ws)
         fingerprint = await asyncio.to_thread(add_certificate, c, newcomer)
         added = time.monotonic()
-        asked = await next_cert_sync(ws, "have", 20)
-        assert fingerprint in asked["payload"]["have"]
+        asked = await inbox.wait_for(cert_sync("have", fingerprint), 20,
+                                     "C's CERT_SYNC offering the new certificate")
         pushed = time.monotonic() - added
         await ws.send(json.dumps(protocol.build_envelope(
             type_="REPLY", sender=trudy.station_id, payload={"certificates": [],
                                                               "want": [fingerprint]},
             sign=trudy.key.sign, ttl=10, re=asked["id"])))
-        sent = await next_cert_sync(ws, "certificates", 10)
+        sent = await inbox.wait_for(cert_sync("certificates", fingerprint), 10,
+                                    "C's CERT_SYNC carrying the certificate we asked for")
         assert [item["fingerprint"] for item in sent["payload"]["certificates"]] == [fingerprint]
-        await ws.close()
+        await inbox.close()
         return fingerprint, pushed
 
     fingerprint, pushed = asyncio.run(run())

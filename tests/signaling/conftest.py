@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -148,6 +149,14 @@ def module_pair(**env: str) -> Callable[..., Iterator[tuple[SignalingDaphne, Sig
     return fixture
 
 
+def queued(peer_id: str) -> int:
+    """Frames the hubs hold in Redis for a PeerJS id that is not connected."""
+    from meshsite.redisconn import get_redis
+    from signaling.hub import KEY_PREFIX
+
+    return get_redis().llen(f"{KEY_PREFIX}q:{peer_id}")
+
+
 async def hubs_live(*processes: SignalingDaphne, timeout: float = 10) -> list[str]:
     """Wait until every process's hub is started and fresh in the presence set; their names.
 
@@ -158,7 +167,10 @@ async def hubs_live(*processes: SignalingDaphne, timeout: float = 10) -> list[st
 
     names = []
     for process in processes:
-        ws, registered = await wsclient.native(process.ws_url, room="hub-check")
+        # A room of its own: in a shared one, the PEER_LEFT of an earlier check's socket (on
+        # either process) can arrive before this socket's REGISTERED.
+        room = f"hub-check-{uuid.uuid4().hex[:8]}"
+        ws, registered = await wsclient.native(process.ws_url, room=room)
         found = client_find(protocol="signal", peer_id=registered["clientId"])
         assert found is not None, registered
         names.append(found["process"])

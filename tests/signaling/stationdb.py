@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import inspect
 import json
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from tests.harness import REPO
-from tests.mesh.stations import run_django
+from tests.mesh.stations import run_django, wait_for
 from tests.signaling.conftest import SignalingDaphne
 
 T = TypeVar("T")
@@ -80,19 +80,24 @@ async def off_loop(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 async def eventually(probe: Callable[[], T | Awaitable[T]], timeout: float, what: str,
                      interval: float = 0.1) -> T:
-    """Poll `probe` until it answers something true; that answer. A coroutine function is
-    awaited, a plain function runs in a thread (see `off_loop`)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        if asyncio.iscoroutinefunction(probe):
-            last = await probe()
-        else:
-            last = await off_loop(probe)
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+    """Poll `probe` until it answers something true; that answer. The polling is the one wait
+    helper (`tests.mesh.stations.wait_for`) in a thread, so this loop keeps answering pings:
+    `probe` is called in that thread, and what it returns to await is awaited on this loop."""
+    loop = asyncio.get_running_loop()
+    answer: list[Any] = [None]
+
+    async def resolve(awaitable: Awaitable[T]) -> T:
+        return await awaitable
+
+    def check() -> Any:
+        result = probe()
+        if inspect.isawaitable(result):
+            result = asyncio.run_coroutine_threadsafe(resolve(result), loop).result()
+        answer[0] = result
+        return result
+
+    await off_loop(wait_for, check, timeout, what, interval)
+    return answer[0]
 
 
 class AdminBrowser:

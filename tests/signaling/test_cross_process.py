@@ -9,7 +9,7 @@ import time
 import pytest
 
 from signaling.selectors import client_find
-from tests.signaling.conftest import hubs_live, module_pair
+from tests.signaling.conftest import hubs_live, module_pair, queued
 from tests.signaling.stationdb import eventually
 from tests.signaling.wsclient import (
     closed,
@@ -91,7 +91,7 @@ async def test_peerjs_relay_across_processes_and_queue_delivered_on_the_other(ba
     # A message for an id that is nowhere waits, and is delivered on whichever process it
     # connects to; a LEAVE relayed across processes arrives as sent.
     await send(alice, {"type": "OFFER", "dst": "late", "payload": {"n": 3}})
-    await eventually(lambda: not client_find(protocol="peerjs", peer_id="late"), 1, "absent")
+    await eventually(lambda: queued("late") == 1, 5, "the OFFER queued for 'late'")
     late = await peerjs(two, "late", "tl")
     assert await recv(late) == {"type": "OFFER", "src": "alice", "dst": "late",
                                 "payload": {"n": 3}}

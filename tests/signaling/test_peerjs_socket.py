@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from tests.signaling.conftest import module_daphne
+from signaling.selectors import peerjs_ids
+from tests.signaling.conftest import module_daphne, queued
+from tests.signaling.stationdb import eventually
 from tests.signaling.wsclient import closed, peerjs, recv, send, silent
 
 pytestmark = pytest.mark.integration
@@ -35,6 +37,14 @@ OFFER = {"sdp": {"type": "offer", "sdp": "v=0\r\n"}, "type": "data", "connection
 @pytest.fixture
 def base(station) -> str:
     return station.ws_url
+
+
+async def opens(base: str, peer_id: str, token: str) -> bool:
+    """Whether `peer_id` can be taken now (the socket is closed again either way)."""
+    ws = await peerjs(base, peer_id, token, expect_open=False)
+    frame = await recv(ws)
+    await ws.close()
+    return frame["type"] == "OPEN"
 
 
 async def test_open_then_relay_both_ways_with_src_rewritten_and_only_four_fields(base):
@@ -108,7 +118,7 @@ async def test_messages_for_an_absent_id_are_delivered_after_open_in_order(base)
     for n in range(3):
         await send(alice, {"type": "CANDIDATE" if n else "OFFER", "dst": "late",
                            "payload": {"n": n}})
-    await asyncio.sleep(0.2)
+    await eventually(lambda: queued("late") == 3, 5, "three frames queued for 'late'")
     late = await peerjs(base, "late", "tl")  # OPEN first (consumed by the helper), then queue
     assert [(await recv(late))["payload"]["n"] for _ in range(3)] == [0, 1, 2]
     await silent(alice, 1.5)  # delivered: no EXPIRE
@@ -141,9 +151,14 @@ async def test_a_full_queue_answers_expire_at_once(base):
 
 async def test_leave_and_expire_to_an_absent_id_are_not_queued(base):
     alice = await peerjs(base, "alice", "ta")
+    bob = await peerjs(base, "bob", "tb")
     await send(alice, {"type": "LEAVE", "dst": "ghost"})
     await send(alice, {"type": "EXPIRE", "dst": "ghost"})
-    await asyncio.sleep(0.2)
+    # A socket's frames are handled in order: once bob has the OFFER sent after them, the
+    # LEAVE and EXPIRE were handled while ghost was absent.
+    await send(alice, {"type": "OFFER", "dst": "bob", "payload": {}})
+    assert (await recv(bob))["type"] == "OFFER"
+    assert queued("ghost") == 0
     ghost = await peerjs(base, "ghost", "tg")
     await silent(ghost, 0.5)
     await silent(alice, 1.5)  # and no EXPIRE for them either
@@ -181,9 +196,7 @@ async def test_concurrent_limit_answers_the_anchor_error(base):
         "msg": "Server has reached its concurrent user limit"}}
     await closed(fifth)
     await sockets[0].close()
-    await asyncio.sleep(0.3)
-    again = await peerjs(base, "p4", "t")  # a place is free again
-    await again.close()
+    await eventually(lambda: opens(base, "p4", "t"), 5, "a place is free again")
 
 
 async def test_alive_timeout_closes_a_client_without_heartbeat_and_heartbeat_keeps_it(base):
@@ -246,16 +259,11 @@ def _raw_websocket(port: int, path: str) -> socket.socket:
 async def test_a_dead_socket_is_noticed_in_seconds_and_its_id_freed(station, base):
     dead = _raw_websocket(station.port, "/peerjs/peerjs?key=peerjs&id=phone&token=old")
     try:
-        await asyncio.sleep(0.3)
+        await eventually(lambda: "phone" in peerjs_ids(), 5, "the dead socket holds 'phone'")
         refused = await peerjs(base, "phone", "new", expect_open=False)
         assert (await recv(refused))["type"] == "ID-TAKEN"
-        started = time.monotonic()
-        while True:  # pings every 1 s, 1 s to answer (the test daphne's settings)
-            attempt = await peerjs(base, "phone", "new", expect_open=False)
-            frame = await recv(attempt)
-            if frame["type"] == "OPEN":
-                break
-            assert time.monotonic() - started < 10, "the dead socket still holds the id"
-            await asyncio.sleep(0.5)
+        # Pings every 1 s, 1 s to answer (the test daphne's settings).
+        await eventually(lambda: opens(base, "phone", "new"), 10, "the dead socket's id freed",
+                         interval=0.5)
     finally:
         dead.close()
