@@ -42,6 +42,10 @@ async def on_peer_announce(link: LinkContext, payload: dict[str, Any]) -> dict[s
     if not isinstance(server, dict):
         raise MeshHandlerError("malformed", "PEER_ANNOUNCE needs a 'server' object")
     endpoint = server.get("endpoint") if isinstance(server.get("endpoint"), str) else ""
+    if getattr(link, "role", "client") == "server":
+        # A station that dialled us: the endpoints it stated in its AUTH are checked by meshd
+        # connecting back before one is recorded; an announce alone proves no address.
+        endpoint = ""
     caps = server.get("capabilities")
 
     def record() -> None:

@@ -341,8 +341,8 @@ def peer_request(peer_station_id: str, type_: str, payload: dict[str, Any],
 # -- network mode -----------------------------------------------------------------------------
 
 TARGETS_HINT = ("set MESHSITE_CONNECTIVITY_TARGETS to one or more servers beyond your LAN "
-                "that you trust to answer (tcp://HOST:PORT or http(s)://HOST/PATH), so the "
-                "station can tell online from offline")
+                "that you trust to answer (HOST:PORT for a TCP connect, or "
+                "http(s)://HOST/PATH), so the station can tell online from offline")
 
 
 def network_mode_record(*, results: list[tuple[str, bool, str]],
