@@ -271,9 +271,11 @@ class PeerJSSocket(_SocketApp):
         except _JSONEncodeError:
             return  # nested deeper than orjson writes (254 levels): as unparseable, ignored
         target = hub.local[PEERJS].get(dst)
-        if target is not None and not target.closed:
-            if await target.send_text(text):
+        if target is not None:
+            if not target.closed and await target.send_text(text):
                 return
+            # Ours but closed or closing (alive timeout, an admin's disconnect, a failed write),
+            # its id not yet released: as the anchor, the sender learns the peer left.
             await conn.send_text(_dumps({"type": "LEAVE", "src": dst,
                                          "dst": conn.client_id}).decode())
             return
