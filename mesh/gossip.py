@@ -12,7 +12,8 @@ PING          request {} -> reply {}   (round trip of the link)
 
 Only what the other side lacks travels (by digest: certificate fingerprints, blacklist entry
 keys). Every item is checked again by the receiver: certificates must validate against its own
-roots, blacklist entries must be signed by a trusted station (else they become reports).
+roots, blacklist entries must be signed by a trusted station or by the verified issuer of the
+blacklisted certificate (else they become reports).
 """
 
 from __future__ import annotations

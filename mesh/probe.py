@@ -1,6 +1,6 @@
 """Small asyncio probes: an HTTP GET and a TCP connect, with a timeout and a measured round trip.
 
-Used for peer liveness (GET a peer's `/api/info`) and for the connectivity monitor (the
+Used for peer liveness (GET a peer's `/api/mesh/ping`) and for the connectivity monitor (the
 operator's targets). No Django imports, no third-party HTTP client: a probe must be cheap and
 must never hang past its timeout.
 """

@@ -9,8 +9,9 @@ Every message on `/ws/coordinate` is one JSON object, an *envelope*:
 `sig` signs the canonical JSON of every other field (keys sorted, no spaces, UTF-8), with the
 sender's station key. A receiver refuses an envelope whose signature does not verify with the
 key proven in the handshake, whose `from` is not the linked station, whose timestamp lies
-outside the replay window, or whose id it has already seen (`ReplayGuard` keeps the ids for
-twice the window, so an old message cannot come back after its id was forgotten).
+outside the replay window, or whose id it has already seen (the station's processes share
+the seen ids in Redis, kept for twice the window, so an old message cannot come back after its
+id was forgotten; `ReplayGuard` is the same rule in memory, for a single process).
 
 The handshake before any envelope (both sides prove their station key over the other's fresh
 nonce, and present the credential that chains the key to a licensed owner):

@@ -24,7 +24,8 @@ Type names are upper-case words; the mesh's own are PEER_ANNOUNCE, PEER_LIST, CE
 BLACKLIST_UPDATE, PING, REPLY and ERROR, and cannot be registered twice.
 
 An app that keeps state in step with its peers (the catalog's CONTENT_SYNC) also registers a
-link sync: an async function meshd runs on every link it holds, right after the mesh's own
+link sync: an async function run on every link, by whichever process holds it (meshd for links
+it dialled, daphne for links dialled to us), right after the mesh's own
 certificate and blacklist sync, at each gossip round and when the link comes up:
 
     register_link_sync("catalog", sync_catalog_over)   # async def sync_catalog_over(link)

@@ -120,7 +120,7 @@ def trust_digest() -> str:
 
 
 def live_members() -> dict[str, Any]:
-    """meshd's live view: {station id or endpoint: {state, lastHeard (unix), rttMs}}."""
+    """meshd's live view: {peer id: {state, lastHeard (unix), rttMs, connected}}."""
     try:
         raw = get_redis().get("meshsite:mesh:members")
     except Exception:

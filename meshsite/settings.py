@@ -405,7 +405,8 @@ MESH_DIAL_LEARNT_PEERS = env_bool("MESHSITE_MESH_DIAL_LEARNT_PEERS", True)
 MESH_PRUNE_AFTER = env_int("MESHSITE_MESH_PRUNE_AFTER", 7 * 86400, minimum=60)
 MESH_MDNS_TTL = env_int("MESHSITE_MESH_MDNS_TTL", 15, minimum=1, maximum=4500)
 # The operator's probe targets for the network mode: URLs (http/https) or host:port. No public
-# default: a station with none configured reports `unknown`.
+# default: with none configured the station probes nothing and reports `offline` when the host
+# has no default route, else `unknown` with a hint (mesh.services.connectivity_check).
 CONNECTIVITY_TARGETS = env_list("MESHSITE_CONNECTIVITY_TARGETS", [])
 CONNECTIVITY_TIMEOUT = _mesh_env_float("MESHSITE_CONNECTIVITY_TIMEOUT", 3.0, minimum=0.1,
                                        maximum=60)
