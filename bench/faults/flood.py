@@ -113,6 +113,11 @@ class Flood:
     lines: list[str] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
     marks: list[tuple[str, float]] = field(default_factory=list)
+    # Targets on timings, apart: the short test holds the others exactly (timings on a shared
+    # two-core machine belong to the benchmark) and checks these figures with a wider margin.
+    missed_timing: list[str] = field(default_factory=list)
+    status_max: float = float("nan")
+    status_failed: int = 0
 
     def mark(self, phase: str) -> None:
         """`phase` starts now (and the one before ends)."""
@@ -122,9 +127,9 @@ class Flood:
         self.lines.append(line)
         print(line, flush=True)
 
-    def check(self, ok: bool, what: str) -> None:
+    def check(self, ok: bool, what: str, *, timing: bool = False) -> None:
         if not ok:
-            self.missed.append(what)
+            (self.missed_timing if timing else self.missed).append(what)
             print(f"MISSED: {what}", flush=True)
 
 
@@ -533,8 +538,10 @@ def run(args: argparse.Namespace) -> Flood:
             report.say(f"    {phase}: {len(during)} probes, max "
                        f"{max(ok, default=float('nan')) * 1000:.0f} ms, "
                        f"{len(during) - len(ok)} failed")
-        report.check(probe.failed == 0 and max(answered, default=9) < 1.0,
-                     "/api/status did not always answer within 1 s")
+        report.status_max = max(answered, default=float("inf"))
+        report.status_failed = probe.failed
+        report.check(probe.failed == 0 and report.status_max < 1.0,
+                     "/api/status did not always answer within 1 s", timing=True)
         report.say(f"daphne RSS: baseline {baseline / MB:.0f} MB, peak {peak / MB:.0f} MB "
                    f"(target <= {args.rss_limit:g}), 2 s after the floods {after / MB:.0f} MB; "
                    f"Redis RSS {station.redis_rss() / MB:.0f} MB; clients still registered "
@@ -565,9 +572,9 @@ def main(argv: list[str]) -> int:
     report = run(args)
     print(f"machine load average after: {_load()} (on {os.cpu_count()} CPUs shared with the "
           "flood's own clients)")
-    print("flood: all targets met" if not report.missed else
-          f"flood: {len(report.missed)} targets missed")
-    return 1 if report.missed else 0
+    missed = report.missed + report.missed_timing
+    print("flood: all targets met" if not missed else f"flood: {len(missed)} targets missed")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -457,9 +457,19 @@ class Socket:
         self.close_code: int | None = None
         self.on_frame: Callable[[Any], None] | None = None
 
-    async def open(self, port: int, path: str, timeout: float = 10.0) -> Socket:
-        self.client = await open_client(HOST, port, path, self._message, self._closed,
-                                        timeout=timeout)
+    async def open(self, port: int, path: str, timeout: float = 10.0,
+                   source: str | None = None) -> Socket:
+        """Connect and upgrade; from the local address `source` (127.0.0.N) when given."""
+        if source is None:
+            self.client = await open_client(HOST, port, path, self._message, self._closed,
+                                            timeout=timeout)
+            return self
+        loop = asyncio.get_running_loop()
+        _, client = await asyncio.wait_for(loop.create_connection(
+            lambda: WsClient(HOST, port, path, self._message, self._closed), HOST, port,
+            local_addr=(source, 0)), timeout)
+        self.client = client
+        await asyncio.wait_for(asyncio.shield(client.open), timeout)
         return self
 
     def _message(self, _client: WsClient, payload: bytes) -> None:
