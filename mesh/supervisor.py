@@ -128,9 +128,8 @@ class Supervisor:
         raise StationFailed(self._failure(child, waited))
 
     def start(self) -> None:
-        """Start the children in order. A part others need (`others_wait`, the embedded Redis)
-        is ready before the next starts; the others start at once and are waited for together,
-        so a slow web server does not hold back the worker and the mesh daemon."""
+        """Start the children in order. A part with `others_wait` is ready before the next
+        starts; the others start at once and are waited for together at the end."""
         waiting: list[Child] = []
         for child in self.children:
             if self._stop.is_set():

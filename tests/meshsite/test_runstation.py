@@ -145,7 +145,7 @@ def test_dead_web_part_is_restarted():
 
 
 def test_sigterm_stops_every_process_within_10s():
-    station = StationProcess(port=free_port()).start(timeout=30)
+    station = StationProcess(port=free_port()).start(timeout=60)
     station.wait_ready(60)
     # Every PID the station started, by parent PID: the parts are session leaders of their own.
     tree = process_tree(station.pid)

@@ -148,7 +148,10 @@ class Command(BaseCommand):
             "web", [python, "-m", "daphne", "-b", host, "-p", str(port),
                     "--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
                     "meshsite.asgi:application"],
-            env, web_ready, 60, f"daphne on {_bracket(host)}:{port}"))
+            env, web_ready, 60, f"daphne on {_bracket(host)}:{port}",
+            # First and alone: on a small busy host, booting the worker and meshd beside it
+            # would delay the first answer of /api/status.
+            others_wait=True))
         specs.append(ChildSpec(
             "worker", [python, "-m", "celery", "-q", "-A", "meshsite", "worker", "-B",
                        "--pool", "threads", "--concurrency", "4",
