@@ -63,14 +63,20 @@ class SignalingDaphne(DaphneProcess):
 
     def sessions(self) -> list[dict]:
         """The SignalingSession rows this process wrote, read straight from its database (its
-        data dir's SQLite file, or its own database on the test run's PostgreSQL server)."""
+        data dir's SQLite file, or its own database on the test run's PostgreSQL server).
+        Times come as SQLite keeps them on both: naive UTC text."""
         query = "SELECT * FROM signaling_signalingsession ORDER BY id"
         if self.env.get("DATABASE_URL"):
+            import datetime as dt
+
             import psycopg
             from psycopg.rows import dict_row
 
             with psycopg.connect(self.env["DATABASE_URL"], row_factory=dict_row) as db:
-                return list(db.execute(query).fetchall())
+                rows = db.execute(query).fetchall()
+            return [{key: value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+                     if isinstance(value, dt.datetime) else value
+                     for key, value in row.items()} for row in rows]
         import sqlite3
 
         with contextlib.closing(sqlite3.connect(self.data_dir / "db.sqlite3")) as db:
