@@ -40,6 +40,8 @@ from meshsite.version import full_version
 
 logger = logging.getLogger(__name__)
 DAEMON_KEY = "meshsite:mesh:daemon"
+UNCLAIMED_REFUSAL = "refused: unclaimed"
+UNCLAIMED_RETRY = 3.0  # seconds between dials of a peer that is not claimed yet
 
 
 def _db(fn: Any) -> Any:
@@ -426,6 +428,9 @@ class MeshDaemon:
             await _db(self.link_detail)(endpoint, detail)
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter
             delay = min(settings.MESH_RECONNECT_MAX, delay * 2)
+            if detail.startswith(UNCLAIMED_REFUSAL):
+                # Its operator is about to claim it (the README's order): try again soon.
+                delay = min(delay, UNCLAIMED_RETRY)
 
     @staticmethod
     def link_detail(endpoint: str, detail: str) -> None:
