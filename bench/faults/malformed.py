@@ -29,6 +29,7 @@ import base64
 import contextlib
 import json
 import multiprocessing
+import os
 import random
 import re
 import secrets
@@ -791,6 +792,7 @@ class Result:
     alive: bool
     seconds: float
     p99_target_ms: float
+    cpu_seconds: float = 0.0
 
     @property
     def p99_ms(self) -> float:
@@ -826,7 +828,9 @@ class Result:
                          f"    frames: {kinds}\n    close codes seen: {closes}")
         rtts = self.good.get("rtts", [])
         lines += [
-            f"duration: {self.seconds:.1f} s",
+            f"duration: {self.seconds:.1f} s; daphne used {self.cpu_seconds:.1f} s of CPU "
+            f"({self.cpu_seconds / max(self.seconds, 0.001):.0%} of a core); machine load "
+            f"average {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
             f"server exceptions logged: {len(self.exceptions)} (target 0)",
             *(f"    {event}" for event in self.exceptions[:10]),
             f"good relays: {self.good.get('sent', 0)} sent, {self.good.get('answered', 0)} "
@@ -878,8 +882,10 @@ def run(args: argparse.Namespace, extra_env: dict[str, str] | None = None) -> Re
         if "error" in ready:
             raise RuntimeError(f"good clients: {ready['error']}")
         started = time.monotonic()
+        cpu_before = station.cpu_seconds()
         stats = asyncio.run(_attack(args, port, [*ready["ready"], *peerjs_ids], stations))
         seconds = time.monotonic() - started
+        cpu = station.cpu_seconds() - cpu_before
         parent_end.send("stop")
         good = parent_end.recv() if parent_end.poll(30) else {"error": "no figures in 30 s"}
         good_process.join(10)
@@ -889,7 +895,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str] | None = None) -> Re
         if getattr(args, "log", None):
             args.log.write_text(log)
         return Result(stats, server_exceptions(log), good, alive, seconds,
-                      args.p99_target)
+                      args.p99_target, cpu)
     finally:
         if good_process is not None and good_process.is_alive():
             good_process.kill()
