@@ -1,0 +1,1 @@
+"""Routing benchmark: `python -m bench.routing` (see __main__)."""
