@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
 CLOSE_REFUSED = 4403
+MAX_REFUSALS_PER_MINUTE = 30
 # Our identity changed (claim, hand-over, owner blacklisted) since the handshake: dial again.
 # An application code: autobahn (daphne) refuses to send 1012 from a consumer.
 CLOSE_IDENTITY = 4012
@@ -82,6 +83,7 @@ class LinkSession:
         self._tasks: set[asyncio.Task] = set()
         self.last_heard = 0.0
         self._blacklist_checked = time.monotonic()
+        self._refusals: list[float] = []
 
     # -- LinkContext -----------------------------------------------------------------------
 
@@ -287,6 +289,14 @@ class LinkSession:
                                                    "detail": detail})
         if not self.established.is_set():
             await self.refuse(code, detail)
+            return
+        # Each refusal costs us a signed ERROR: a station that keeps sending bad frames is
+        # cut off instead of being answered forever.
+        now = time.monotonic()
+        self._refusals = [t for t in self._refusals if now - t < 60] + [now]
+        if len(self._refusals) > MAX_REFUSALS_PER_MINUTE:
+            await self.refuse("abuse", f"more than {MAX_REFUSALS_PER_MINUTE} refused messages "
+                                       "in a minute; closing the link")
             return
         with contextlib.suppress(Exception):
             await self.send(protocol.ERROR, {"error": code, "detail": detail}, re=re)

@@ -294,3 +294,36 @@ def test_news_at_the_accepting_end_is_pushed_over_its_accepted_links(trio, pkis)
                     "certificate from C at A")
     print(f"\nC pushed its new certificate over an accepted link {pushed:.2f}s after the add; "
           f"at A (2 hops against the dial direction) {took:.2f}s after that")
+
+
+def test_a_station_that_keeps_sending_bad_messages_is_cut_off(trio, pkis):
+    """Every refused message costs the station a signed ERROR: past 30 refusals in a minute the
+    link is closed with REFUSED abuse, and a well-behaved link is left alone."""
+    from mesh.links import CLOSE_REFUSED, MAX_REFUSALS_PER_MINUTE
+
+    trudy = FakeStation.make(pkis["trudy"], "DL2TRU")
+
+    async def run() -> tuple[int, dict, int | None]:
+        ws, answer = await _connect(trio["b"], trudy)
+        assert answer["type"] == "WELCOME", answer
+        errors, refused = 0, None
+        for _ in range(MAX_REFUSALS_PER_MINUTE + 1):
+            bad = trudy.envelope("PING", {})
+            bad["payload"] = {"tampered": True}
+            await ws.send(json.dumps(bad))
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame.get("type") == "ERROR":
+                    errors += 1
+                elif frame.get("type") == "REFUSED":
+                    refused = frame
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        return errors, refused, ws.close_code
+
+    errors, refused, code = asyncio.run(run())
+    assert errors == MAX_REFUSALS_PER_MINUTE
+    assert refused is not None and refused["error"] == "abuse", refused
+    assert code == CLOSE_REFUSED
+    assert trio["a"].get("/api/peers")[1]  # the station still answers
