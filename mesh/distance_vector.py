@@ -43,8 +43,14 @@ when it equals the full one, the usual case, so the second view costs nothing on
 The sequence number is shared: one counter per station numbers both views.
 
 Time is always passed in (`now`, seconds on any monotonic clock); nothing here reads a clock.
-Every method that changes state returns the messages to send now, as `Outgoing` (to=None: every
-neighbour; otherwise one neighbour).
+Every method that changes state returns the seqno requests to send now, as `Outgoing` (to one
+neighbour); `add_neighbour` also returns the full table for the new neighbour. Triggered updates
+(retractions included) are coalesced: they wait until the daemon calls
+`updates_to_send(now, full=False)`, which it does `TRIGGER_DELAY` seconds after
+`triggered_pending` turns true, and send to every neighbour. Sending each change at once instead
+floods the mesh while it converges (each station's metric improves many times in a row as news
+arrives over paths of different latency: 670,000 messages in the first 0.3 s of a 200-station
+simulation, against a few thousand coalesced).
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ DEFAULT_INTERVAL = 16.0  # seconds between periodic updates on a LAN link
 EXPIRY_INTERVALS = 3.5  # a route expires after this many missed update intervals
 GC_HOLD = 180.0  # seconds a lost destination's source entry (and its retraction) is kept
 REQUEST_HOLD = 2.0  # seconds before the same seqno request is sent or forwarded again
+TRIGGER_DELAY = 0.2  # seconds a triggered update waits for more changes to go with it
 TRIGGER_DELTA = 1  # a metric change this large is sent at once (1: any change; see below)
 MAX_HOPS_FIELD = 255
 
@@ -198,8 +205,9 @@ class RoutingTable:
 
     The daemon reports neighbours (`add_neighbour`, `set_neighbour_cost`, `remove_neighbour`),
     feeds received messages (`receive_update`, `receive_seqno_request`, or `receive`), calls
-    `expire(now)` about once a second and `updates_to_send(now, full=True)` every update
-    interval, and sends whatever these return. It stores `seqno` and passes it back on restart.
+    `expire(now)` about once a second, `updates_to_send(now, full=True)` every update interval
+    and `updates_to_send(now, full=False)` TRIGGER_DELAY after `triggered_pending` turns true,
+    and sends whatever these return. It stores `seqno` and passes it back on restart.
     """
 
     def __init__(self, self_id: str, seqno: int = 0, *, hop_limit: int = HOP_LIMIT,
@@ -261,7 +269,7 @@ class RoutingTable:
             for destination, entries in list(view.entries.items()):
                 if neighbour in entries:
                     out += self._select(view, destination, now)
-        return out + self._flush(now)
+        return out
 
     def remove_neighbour(self, neighbour: str, *, now: float) -> list[Outgoing]:
         """The link to `neighbour` is down: every route through it is gone at once."""
@@ -275,7 +283,7 @@ class RoutingTable:
                     if not entries:
                         del view.entries[destination]
                     out += self._select(view, destination, now)
-        return out + self._flush(now)
+        return out
 
     # --- receiving --------------------------------------------------------------------------
 
@@ -306,7 +314,7 @@ class RoutingTable:
             if seqno_newer(seqno, self.seqno):
                 self.seqno = seqno_add(seqno)
                 self._pending[destination] = None
-            return self._flush(now)
+            return []
         out = self._receive(self._full, known, destination, seqno, metric, hops, now)
         if not known.rf:
             if lan_metric is None:
@@ -317,7 +325,7 @@ class RoutingTable:
                 _check_advert(lan_seqno, lan_metric, lan_hops)
             out += self._receive(self._lan, known, destination, lan_seqno, lan_metric,
                                  lan_hops, now)
-        return out + self._flush(now)
+        return out
 
     def receive_seqno_request(self, neighbour: str, *, destination: str, seqno: int, hops: int,
                               now: float, lan_only: bool = False) -> list[Outgoing]:
@@ -331,12 +339,12 @@ class RoutingTable:
             if seqno_newer(seqno, self.seqno):
                 self.seqno = seqno_add(self.seqno)
             self._pending[destination] = None
-            return self._flush(now)
+            return []
         view = self._lan if lan_only else self._full
         selected = view.selected.get(destination)
         if selected is not None and not seqno_newer(seqno, selected.seqno):
             self._pending[destination] = None
-            return self._flush(now)
+            return []
         if hops < 2:
             return []
         last = view.forwarded.get(destination)
@@ -394,7 +402,7 @@ class RoutingTable:
                 else:
                     deadline = min(deadline, source.touched + self.gc_hold)
         self._deadline = min(self._deadline, deadline)
-        return out + self._flush(now)
+        return out
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -407,6 +415,11 @@ class RoutingTable:
         if full:
             return self._dump(now)
         return [self._advertise(destination, now) for destination in destinations]
+
+    @property
+    def triggered_pending(self) -> bool:
+        """Whether triggered updates are waiting for `updates_to_send(now, full=False)`."""
+        return bool(self._pending)
 
     def bump_seqno(self) -> int:
         """Increase this station's seqno (e.g. once after a restart); it is advertised with the
@@ -606,12 +619,6 @@ class RoutingTable:
                 source.seqno, source.metric = advert[0], advert[1]
             source.touched = now
         return advert
-
-    def _flush(self, now: float) -> list[Outgoing]:
-        if not self._pending:
-            return []
-        return [Outgoing(None, update) for update in self.updates_to_send(now, full=False)]
-
 
 def _significant(old: tuple[int, int, int] | None, new: tuple[int, int, int] | None,
                  delta: int) -> bool:

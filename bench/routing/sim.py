@@ -5,7 +5,8 @@ order, and drops what is in flight when it fails. The daemon's part is played he
 fails is noticed `detect_delay` seconds later (`remove_neighbour` at both ends; with
 `detect=False` it is never noticed and only route expiry saves the day), a link that comes back
 is added again after the same delay; every station sends its full table every `interval` seconds
-(random phase) and calls `expire` every `tick` seconds; whatever a table returns is sent at once.
+(random phase), calls `expire` every `tick` seconds, flushes triggered updates TRIGGER_DELAY
+after they are queued, and sends whatever a table returns at once.
 
 After every delivery or neighbour event the next-hop chain is walked from the station whose
 selection changed, in both views, and a loop is recorded (`loops`). `mismatches()` compares every
@@ -29,6 +30,7 @@ from typing import Any
 from mesh.distance_vector import (
     DEFAULT_INTERVAL,
     HOP_LIMIT,
+    TRIGGER_DELAY,
     Message,
     Outgoing,
     RoutingTable,
@@ -98,6 +100,7 @@ class Mesh:
         self._queue: list[tuple[float, int, str, tuple[Any, ...]]] = []
         self._order = itertools.count()
         self._last_arrival: dict[tuple[str, str], float] = {}
+        self._flush_due: set[str] = set()
         for link in self.links.values():
             if link.up:
                 self._at(0.0, "detect_up", link.a, link.b, link.generation)
@@ -212,7 +215,15 @@ class Mesh:
 
     # --- sending and checking ---------------------------------------------------------------
 
+    def _on_flush(self, station: str) -> None:
+        self._flush_due.discard(station)
+        updates = self.tables[station].updates_to_send(self.now, full=False)
+        self._send(station, [Outgoing(None, update) for update in updates])
+
     def _send(self, station: str, out: list[Outgoing]) -> None:
+        if station not in self._flush_due and self.tables[station].triggered_pending:
+            self._flush_due.add(station)
+            self._at(self.now + TRIGGER_DELAY, "flush", station)
         if not out:
             return
         table = self.tables[station]

@@ -40,8 +40,9 @@ def table(self_id: str = ALICE, *, seqno: int = 100, **neighbours: tuple[int, bo
     return routing
 
 
-def updates(out: list[Outgoing]) -> list[Update]:
-    return [o.message for o in out if isinstance(o.message, Update)]
+def triggered(routing: RoutingTable, now: float = 9.0) -> list[Update]:
+    """The triggered updates the daemon would flush now (coalesced, sent to every neighbour)."""
+    return routing.updates_to_send(now, full=False)
 
 
 def requests(out: list[Outgoing], *, lan_only: bool = False
@@ -79,8 +80,8 @@ def test_feasibility_condition() -> None:
 
 def test_the_cheapest_feasible_route_is_selected_and_advertised_with_the_link_cost_added() -> None:
     routing = table(bob=(96, False), carol=(200, False))
-    out = routing.receive_update(BOB, destination=DAVE, seqno=3, metric=300, hops=2, now=1.0)
-    assert [(u.destination, u.metric, u.hops) for u in updates(out)] == [(DAVE, 396, 3)]
+    routing.receive_update(BOB, destination=DAVE, seqno=3, metric=300, hops=2, now=1.0)
+    assert [(u.destination, u.metric, u.hops) for u in triggered(routing)] == [(DAVE, 396, 3)]
     routing.receive_update(CAROL, destination=DAVE, seqno=3, metric=100, hops=1, now=1.0)
     route = routing.best(DAVE)
     assert route is not None
@@ -105,7 +106,7 @@ def test_an_update_no_better_than_the_feasibility_distance_is_not_selected() -> 
     # Starving: a seqno request for seqno 4 to every neighbour, and a retraction.
     assert sorted(to for to, _ in requests(out)) == [BOB, CAROL]
     assert {r.seqno for _, r in requests(out)} == {4}
-    assert [u.metric for u in updates(out)] == [INFINITY]
+    assert [u.metric for u in triggered(routing)] == [INFINITY]
     # A newer seqno is feasible at any metric.
     routing.receive_update(CAROL, destination=DAVE, seqno=4, metric=296, hops=3, now=4.0)
     route = routing.best(DAVE)
@@ -148,14 +149,14 @@ def test_ties_keep_the_current_route() -> None:
 def test_small_metric_changes_can_wait_for_the_periodic_update() -> None:
     routing = RoutingTable(ALICE, trigger_delta=32)
     routing.add_neighbour(BOB, cost=96, rf=False, now=0.0)
-    assert updates(routing.receive_update(BOB, destination=DAVE, seqno=1, metric=100, hops=1,
-                                          now=0.0))
-    assert not updates(routing.receive_update(BOB, destination=DAVE, seqno=1, metric=120,
-                                              hops=1, now=1.0))
-    assert updates(routing.receive_update(BOB, destination=DAVE, seqno=1, metric=140, hops=1,
-                                          now=2.0))  # 40 more than advertised
-    assert updates(routing.receive_update(BOB, destination=DAVE, seqno=2, metric=140, hops=1,
-                                          now=3.0))  # a new seqno always goes out
+    routing.receive_update(BOB, destination=DAVE, seqno=1, metric=100, hops=1, now=0.0)
+    assert triggered(routing)
+    routing.receive_update(BOB, destination=DAVE, seqno=1, metric=120, hops=1, now=1.0)
+    assert not routing.triggered_pending
+    routing.receive_update(BOB, destination=DAVE, seqno=1, metric=140, hops=1, now=2.0)
+    assert triggered(routing)  # 40 more than advertised
+    routing.receive_update(BOB, destination=DAVE, seqno=2, metric=140, hops=1, now=3.0)
+    assert triggered(routing)  # a new seqno always goes out
 
 
 def test_a_cheaper_link_cost_reselects() -> None:
@@ -163,9 +164,9 @@ def test_a_cheaper_link_cost_reselects() -> None:
     routing.receive_update(BOB, destination=DAVE, seqno=1, metric=200, hops=1, now=0.0)
     routing.receive_update(CAROL, destination=DAVE, seqno=1, metric=50, hops=1, now=0.0)
     assert routing.next_hop(DAVE) == BOB  # 296 < 350
-    out = routing.set_neighbour_cost(CAROL, cost=100, now=1.0)
+    routing.set_neighbour_cost(CAROL, cost=100, now=1.0)
     assert routing.next_hop(DAVE) == CAROL
-    assert [u.metric for u in updates(out)] == [150]
+    assert [u.metric for u in triggered(routing)] == [150]
 
 
 # --- retraction, expiry, garbage collection ---------------------------------------------------
@@ -175,10 +176,10 @@ def test_a_retraction_is_always_accepted_and_propagated() -> None:
     routing = table(bob=(96, False))
     routing.receive_update(BOB, destination=DAVE, seqno=9, metric=100, hops=1, now=0.0)
     routing.updates_to_send(0.0, full=True)
-    out = routing.receive_update(BOB, destination=DAVE, seqno=2, metric=INFINITY, hops=1,
+    routing.receive_update(BOB, destination=DAVE, seqno=2, metric=INFINITY, hops=1,
                                  now=1.0)
     assert routing.best(DAVE) is None
-    [retraction] = updates(out)
+    [retraction] = triggered(routing)
     assert (retraction.destination, retraction.metric, retraction.seqno) == (DAVE, INFINITY, 9)
     assert retraction.is_retraction
     [unreachable] = routing.routes(include_unreachable=True, now=1.0)
@@ -195,9 +196,9 @@ def test_routes_expire_after_three_and_a_half_missed_intervals_then_are_forgotte
     routing.updates_to_send(0.0, full=True)
     assert routing.expire(16.0 * EXPIRY_INTERVALS - 0.1) == []
     assert routing.best(DAVE) is not None
-    out = routing.expire(16.0 * EXPIRY_INTERVALS)
+    routing.expire(16.0 * EXPIRY_INTERVALS)
     assert routing.best(DAVE) is None
-    assert [(u.destination, u.metric) for u in updates(out)] == [(DAVE, INFINITY)]
+    assert [(u.destination, u.metric) for u in triggered(routing)] == [(DAVE, INFINITY)]
     # Still retracted in the periodic dump while held, then forgotten entirely.
     assert DAVE in {u.destination for u in routing.updates_to_send(100.0, full=True)}
     routing.expire(181.0)
@@ -218,9 +219,9 @@ def test_a_lost_neighbour_takes_its_routes_with_it() -> None:
     routing.receive_update(BOB, destination=DAVE, seqno=1, metric=100, hops=1, now=0.0)
     routing.receive_update(CAROL, destination=DAVE, seqno=1, metric=150, hops=1, now=0.0)
     routing.updates_to_send(0.0, full=True)
-    out = routing.remove_neighbour(BOB, now=1.0)
+    routing.remove_neighbour(BOB, now=1.0)
     assert routing.next_hop(DAVE) == CAROL
-    assert [u.metric for u in updates(out)] == [246]
+    assert [u.metric for u in triggered(routing)] == [246]
     assert routing.receive_update(BOB, destination=ERIN, seqno=1, metric=1, hops=1,
                                   now=2.0) == []  # no longer a neighbour: ignored
 
@@ -230,29 +231,30 @@ def test_a_lost_neighbour_takes_its_routes_with_it() -> None:
 
 def test_a_request_for_ourselves_bumps_our_seqno_once() -> None:
     routing = table(bob=(96, False), seqno=0xFFFF)
-    out = routing.receive_seqno_request(BOB, destination=ALICE, seqno=0, hops=5, now=0.0)
+    assert routing.receive_seqno_request(BOB, destination=ALICE, seqno=0, hops=5, now=0.0) == []
     assert routing.seqno == 0
-    assert updates(out) == [Update(ALICE, 0, 0, 0, 0, 0, 0)]
+    assert triggered(routing) == [Update(ALICE, 0, 0, 0, 0, 0, 0)]
     routing.receive_seqno_request(BOB, destination=ALICE, seqno=0, hops=5, now=0.1)
     assert routing.seqno == 0  # already there: just advertised again
     assert routing.bump_seqno() == 1
-    assert routing.updates_to_send(1.0, full=False) == [Update(ALICE, 1, 0, 0, 1, 0, 0)]
-    assert routing.updates_to_send(1.0, full=False) == []
+    assert triggered(routing) == [Update(ALICE, 1, 0, 0, 1, 0, 0)]
+    assert triggered(routing) == []
 
 
 def test_our_own_seqno_coming_back_newer_moves_ours_past_it() -> None:
     routing = table(bob=(96, False), seqno=5)
-    out = routing.receive_update(BOB, destination=ALICE, seqno=40, metric=96, hops=1, now=0.0)
+    routing.receive_update(BOB, destination=ALICE, seqno=40, metric=96, hops=1, now=0.0)
     assert routing.seqno == 41
-    assert updates(out)[0].seqno == 41
+    assert triggered(routing)[0].seqno == 41
     assert routing.best(ALICE) is None
 
 
 def test_a_request_is_answered_by_a_route_new_enough_or_forwarded_toward_the_source() -> None:
     routing = table(bob=(96, False), carol=(96, False), dave=(96, False))
     routing.receive_update(CAROL, destination=ERIN, seqno=7, metric=100, hops=1, now=0.0)
-    out = routing.receive_seqno_request(BOB, destination=ERIN, seqno=7, hops=10, now=0.0)
-    assert [(o.to, o.message.destination) for o in out] == [(None, ERIN)]  # answered
+    routing.updates_to_send(0.0, full=False)
+    assert routing.receive_seqno_request(BOB, destination=ERIN, seqno=7, hops=10, now=0.0) == []
+    assert [u.destination for u in triggered(routing)] == [ERIN]  # answered by an update
     out = routing.receive_seqno_request(BOB, destination=ERIN, seqno=8, hops=10, now=0.0)
     assert out == [Outgoing(CAROL, SeqnoRequest(ERIN, 8, 9, False))]  # one hop closer
     assert routing.receive_seqno_request(DAVE, destination=ERIN, seqno=8, hops=10,
@@ -311,12 +313,12 @@ def test_the_lan_only_view_never_uses_an_rf_link() -> None:
     assert routing.next_hop(DAVE) == BOB
     assert routing.best_lan_only(DAVE) is None
     # Carol's own best path to Dave goes on the air (metric 100), her LAN-only one costs 900.
-    out = routing.receive_update(CAROL, destination=DAVE, seqno=1, metric=100, hops=1,
+    routing.receive_update(CAROL, destination=DAVE, seqno=1, metric=100, hops=1,
                                  now=1.0, lan_seqno=1, lan_metric=900, lan_hops=4)
     route, lan = routing.best(DAVE), routing.best_lan_only(DAVE)
     assert route is not None and (route.next_hop, route.metric) == (CAROL, 196)
     assert lan is not None and (lan.next_hop, lan.metric, lan.hops) == (CAROL, 996, 5)
-    [update] = updates(out)
+    [update] = triggered(routing)
     assert (update.metric, update.lan_metric, update.lan_hops) == (196, 996, 5)
     # An RF neighbour's LAN triple is ignored: its link is on the air anyway.
     routing.receive_update(BOB, destination=ERIN, seqno=1, metric=10, hops=1, now=2.0,
