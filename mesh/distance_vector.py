@@ -50,7 +50,7 @@ neighbour); `add_neighbour` also returns the full table for the new neighbour. T
 `triggered_pending` turns true, and send to every neighbour. Sending each change at once instead
 floods the mesh while it converges (each station's metric improves many times in a row as news
 arrives over paths of different latency: 670,000 messages in the first 0.3 s of a 200-station
-simulation, against a few thousand coalesced).
+cold start in bench/routing; coalesced, the whole cold start converges within 2 s).
 """
 
 from __future__ import annotations

@@ -101,6 +101,7 @@ class Mesh:
         self._order = itertools.count()
         self._last_arrival: dict[tuple[str, str], float] = {}
         self._flush_due: set[str] = set()
+        self._optimal: dict[bool, dict[str, dict[str, tuple[int, int]]]] = {}
         for link in self.links.values():
             if link.up:
                 self._at(0.0, "detect_up", link.a, link.b, link.generation)
@@ -121,6 +122,7 @@ class Mesh:
         link = self.links[_key(a, b)]
         link.up = False
         link.generation += 1
+        self._optimal.clear()
         if detect:
             self._at(self.now + self.detect_delay, "detect_down", a, b, link.generation)
 
@@ -128,13 +130,17 @@ class Mesh:
         link = self.links[_key(a, b)]
         link.up = True
         link.generation += 1
+        self._optimal.clear()
         self._at(self.now + self.detect_delay, "detect_up", a, b, link.generation)
 
     # --- checks -----------------------------------------------------------------------------
 
     def optimal(self, *, lan_only: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
         """For every destination, every station's best (metric, hops) over links that are up."""
-        return shortest_paths(self.tables, self.adjacent, lan_only=lan_only)
+        if lan_only not in self._optimal:
+            self._optimal[lan_only] = shortest_paths(self.tables, self.adjacent,
+                                                     lan_only=lan_only)
+        return self._optimal[lan_only]
 
     def mismatches(self, *, lan_only: bool = False) -> int:
         """Pairs whose selected metric differs from the shortest path (or that have a route
