@@ -210,6 +210,13 @@ def test_partitioned_publishes_of_one_operator_converge(trio, pkis, tmp_path_fac
 
         took = wait_for(agreed, 60, "every station picks E's version")
         print(f"\nconflict resolved on 5 stations in {took:.2f}s")
+
+        def bodies_everywhere() -> bool:
+            # Priority 1: the bodies follow the entries hop by hop (each station fetches from
+            # its linked neighbours), so they may arrive a little after the metadata.
+            return all(fetch(station, "/c/DL1D/status.html")[0] == 200 for station in everyone)
+
+        wait_for(bodies_everywhere, 60, "E's body served by every station")
         for station in everyone:
             status, body, headers = fetch(station, "/c/DL1D/status.html")
             assert (status, body) == (200, b"E: net open on 146.52")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -43,17 +44,26 @@ def _neighbour_ok(station: StationProcess, other: StationProcess, callsign: str)
                 and peer["endpoint"] == _loopback_url(other))
 
 
+def _bring_up(stations: list[StationProcess], root: pki.Identity,
+              owners: list[pki.Identity]) -> None:
+    """Provision and start the stations side by side: one after another, five whole stations
+    take minutes on a busy 2-core machine, mostly waiting."""
+    with ThreadPoolExecutor(len(stations)) as pool:
+        list(pool.map(lambda pair: provision(pair[0], roots=[root], owner=pair[1],
+                                             callsign=pair[1].cert.subject.get_attributes_for_oid(
+                                                 pki.LOTW_CALLSIGN_OID)[0].value),
+                      zip(stations, owners, strict=True)))
+        list(pool.map(lambda station: station.start(timeout=240), stations))
+
+
+@pytest.mark.timeout(600)
 def test_five_stations_in_a_line_see_both_neighbours_active(tmp_path_factory, operators):
     root, owners = operators
-    stations: list[StationProcess] = []
+    stations = [StationProcess(tmp_path_factory.mktemp(f"line-{index}"), env=LINE,
+                               host="0.0.0.0")  # noqa: S104 - inside the test namespace
+                for index in range(len(owners))]
     try:
-        for index, owner in enumerate(owners):
-            station = StationProcess(tmp_path_factory.mktemp(f"line-{index}"), env=LINE,
-                                     host="0.0.0.0")  # noqa: S104 - inside the test namespace
-            provision(station, roots=[root], owner=owner, callsign=f"DL{index + 1}LN")
-            stations.append(station)
-        for station in stations:
-            station.start()
+        _bring_up(stations, root, owners)
         for left, right in itertools.pairwise(stations):
             result = left.manage("meshpeer", "add", _loopback_url(right))
             assert result.returncode == 0, result.stderr
@@ -88,10 +98,7 @@ def test_a_station_that_cannot_be_reached_back_stays_active_while_linked(
                             env={**LINE, "MESHSITE_PUBLIC_URL": unreachable_url})
     hub = StationProcess(tmp_path_factory.mktemp("nat-hub"), env=LINE)
     try:
-        provision(hidden, roots=[root], owner=owners[0], callsign="DL1LN")
-        provision(hub, roots=[root], owner=owners[1], callsign="DL2LN")
-        hidden.start()
-        hub.start()
+        _bring_up([hidden, hub], root, owners[:2])
         assert hidden.manage("meshpeer", "add", hub.url).returncode == 0
 
         def hidden_active() -> bool:
