@@ -131,8 +131,10 @@ TEMPLATES = [
 DATABASE_URL = env_url("DATABASE_URL", ["sqlite", "postgres", "postgresql", "pgsql"], None)
 if DATABASE_URL:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60,
-                                                      conn_health_checks=True)}
+        # No persistent connections on a server database: daphne runs each request's sync
+        # code in a thread of its own, so a kept connection outlives its request and the
+        # server's connection slots run out ("too many clients") under a busy mesh.
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from exc
 else:
