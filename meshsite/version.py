@@ -3,11 +3,13 @@ setup.py fixes at build/install time."""
 
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 
 RELEASE_FALLBACK = "0.1.0"
 
 
+@functools.cache
 def release() -> str:
     try:
         return metadata.version("meshsite")
@@ -15,6 +17,7 @@ def release() -> str:
         return RELEASE_FALLBACK
 
 
+@functools.cache
 def build() -> str:
     try:
         from meshsite._build import BUILD
