@@ -1,6 +1,9 @@
-"""Fetching a body this station lacks from a peer that holds it, over the peer's HTTP endpoint.
+"""Fetching a body this station lacks from a station that holds it.
 
-Peers are tried cheapest first (`selectors.body_holders`). The body streams into the blob store
+First the direct neighbours with an HTTP endpoint (`selectors.body_holders`, cheapest first):
+the body comes straight over HTTP. Then, when none of them could serve it, the holders anywhere
+on the mesh, lowest route cost first, through multi-hop forwarding (`mesh.forwarding`): the
+body comes back hop by hop over the links, a few chunks at a time. The body streams into the blob store
 with its signed hash as the expectation, so a wrong body is never stored; the peer that served it
 is penalised and the next one tried. The request carries `X-Meshsite-No-Fetch` so the peer
 answers only from what it holds (no fetch chains; multi-hop forwarding is the routing issue's).
@@ -20,6 +23,7 @@ from catalog.entries import callsign_for_url
 from catalog.models import ContentEntry
 from catalog.selectors import body_holders
 from catalog.services import CatalogError, body_store
+from mesh.forwarding import ForwardError, fetch_sync
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +38,86 @@ def _chunks(response) -> object:
         yield chunk
 
 
-def body_fetch(*, entry: ContentEntry, max_peers: int = 5) -> ContentEntry | None:
-    """Fetch and store the body of `entry` from the cheapest peer that has it; None if no peer
-    could serve a body matching the signed hash."""
+class FetchFailed:
+    """Why no holder served a body: `reason` for the operator, `timeout` when the mesh ran out
+    of time somewhere (the view answers 504 then, 404 otherwise)."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.timeout = False
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons[-3:]) or "no reachable station holds the body"
+
+
+def body_fetch(*, entry: ContentEntry, max_peers: int = 5,
+               failed: FetchFailed | None = None) -> ContentEntry | None:
+    """Fetch and store the body of `entry` from the cheapest station that has it (a direct
+    neighbour over HTTP, else any holder through the mesh); None if none could serve a body
+    matching the signed hash (`failed` then says why)."""
+    failed = failed if failed is not None else FetchFailed()
+    stored = _fetch_http(entry, max_peers)
+    if stored is not None:
+        return stored
+    return _fetch_mesh(entry, failed, max_holders=3)
+
+
+def mesh_holders(entry: ContentEntry) -> list[dict]:
+    """Stations that hold the body (known replicas and the origin) with a route from here,
+    lowest route cost first."""
+    from certificates.selectors import station_get
+    from mesh import selectors as mesh_selectors
+
+    own = station_get().station_id
+    holders = set(entry.replicas.values_list("station_id", flat=True))
+    holders.add(entry.origin_station_id)
+    holders.discard(own)
+    holders.discard("")
+    found = []
+    for station_id in holders:
+        route = mesh_selectors.route_to(station_id)
+        if route is None:
+            continue
+        cost = route["cost"] if isinstance(route, dict) else route.cost
+        found.append({"station_id": station_id, "cost": cost})
+    found.sort(key=lambda holder: holder["cost"])
+    return found
+
+
+def _fetch_mesh(entry: ContentEntry, failed: FetchFailed, max_holders: int) -> ContentEntry | None:
+    holders = mesh_holders(entry)[:max_holders]
+    if not holders:
+        failed.reasons.append("no route to any station that holds the body")
+    for holder in holders:
+        try:
+            meta, chunks = fetch_sync(holder["station_id"], "content",
+                                      {"entry": entry.entry_id})
+            if meta.get("size") != entry.size:
+                raise ForwardError("wrong_size", f"the holder offers {meta.get('size')} "
+                                                 f"bytes, the entry says {entry.size}")
+            stored = body_store(entry=entry, chunks=chunks,
+                                source_station_id=holder["station_id"])
+        except ForwardError as exc:
+            failed.reasons.append(f"{exc.code}: {exc.detail}")
+            failed.timeout = failed.timeout or exc.code == "timeout"
+            logger.info("forwarded body fetch failed", extra={
+                "holder": holder["station_id"], "entry": entry.entry_id, "error": exc.code,
+                "detail": exc.detail})
+            continue
+        except CatalogError as exc:
+            failed.reasons.append(f"{exc.code}: {exc.detail}")
+            logger.warning("forwarded body refused", extra={
+                "holder": holder["station_id"], "entry": entry.entry_id, "reason": exc.detail})
+            continue
+        logger.info("body fetched through the mesh", extra={
+            "holder": holder["station_id"], "entry": entry.entry_id, "size": entry.size,
+            "via": ",".join(str(v) for v in meta.get("via") or [])})
+        return stored
+    return None
+
+
+def _fetch_http(entry: ContentEntry, max_peers: int) -> ContentEntry | None:
     url_path = (f"/c/{callsign_for_url(entry.origin_callsign)}/{quote(entry.path)}"
                 f"?version={entry.entry_id}")
     for holder in body_holders(entry)[:max_peers]:

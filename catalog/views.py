@@ -23,7 +23,7 @@ from django.utils.http import http_date, parse_http_date_safe
 from catalog import selectors, services
 from catalog.blobstore import CHUNK
 from catalog.entries import EntryError, callsign_clean, callsign_for_url, path_clean
-from catalog.fetch import NO_FETCH_HEADER, body_fetch
+from catalog.fetch import NO_FETCH_HEADER, FetchFailed, body_fetch
 from catalog.models import ContentEntry, Priority
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -164,10 +164,14 @@ def content_serve(request: HttpRequest, callsign: str, path: str) -> HttpRespons
     if fetched_here:
         if request.headers.get(NO_FETCH_HEADER):
             return _missing(request, callsign, path, "this station does not hold the body")
-        fetched = body_fetch(entry=entry)
+        failed = FetchFailed()
+        fetched = body_fetch(entry=entry, failed=failed)
         held = _open_body(store, fetched) if fetched is not None else None
         if fetched is None or held is None:
-            return _missing(request, callsign, path, "no reachable station holds the body")
+            if failed.timeout:
+                return _error(request, 504, "mesh_timeout", "the body did not come back in "
+                              f"time: {failed.reason}")
+            return _missing(request, callsign, path, failed.reason)
         entry = fetched
         if not _keep_after_access(entry):
             services.entry_evict(entry=entry, force=True)  # serve it once, keep nothing

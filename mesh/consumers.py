@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 
-from mesh import gossip, services
+from mesh import gossip, linkbus, services
 from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkRefused, LinkSession
 
 NETWORK_GROUP = "mesh-network"
@@ -43,6 +43,13 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
 
     async def _established(self, session: LinkSession) -> None:
         await self._join_links_group()
+        try:
+            await linkbus.attach(session)
+            await linkbus.to_daemon({"type": "link_up", "peer": session.peer_station_id,
+                                     "callsign": session.peer_callsign})
+        except Exception as exc:
+            logger.warning("mesh link not put on the bus", extra={
+                "peer": session.peer_station_id, "error": f"{type(exc).__name__}: {exc}"})
         self._alive_written = time.monotonic()
         try:
             await sync_to_async(services.link_accepted)(
@@ -121,6 +128,9 @@ class CoordinateConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(LINKS_GROUP, self.channel_name)
         session = getattr(self, "session", None)
         if session is not None and session.established.is_set() and session.peer_station_id:
+            with contextlib.suppress(Exception):
+                await linkbus.detach(session)
+                await linkbus.to_daemon({"type": "link_down", "peer": session.peer_station_id})
             with contextlib.suppress(Exception):
                 await sync_to_async(services.link_accepted_closed)(
                     station_id=session.peer_station_id, channel=self.channel_name or "")

@@ -32,7 +32,18 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from mesh import gossip, mdns, membership, probe, protocol, selectors, services, trust
+from mesh import (
+    gossip,
+    linkbus,
+    mdns,
+    membership,
+    probe,
+    protocol,
+    router,
+    selectors,
+    services,
+    trust,
+)
 from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkSession
 from mesh.models import Peer
 from meshsite.redisconn import get_async_redis
@@ -96,11 +107,22 @@ class MeshDaemon:
                                              "claimed": self.local.credential is not None,
                                              "mdns": self.mdns_enabled})
         await self.redis.set(DAEMON_KEY, str(time.time()), ex=5)
+        self.router = router.Router(
+            self.local.station_id, seqno_path=settings.DATA_DIR / "routing-seqno",
+            interval=settings.MESH_ROUTE_INTERVAL, ping_interval=settings.MESH_PROBE_INTERVAL,
+            ping_timeout=settings.MESH_SUSPECT_AFTER, store=self.store_routes,
+            on_ping=self.link_pinged)
+        router.ACTIVE = self.router
+        await _db(services.routes_clear)()
+        with contextlib.suppress(Exception):
+            await self.redis.delete(linkbus.DAEMON_INBOX)  # news about links of a past life
         await self.reload_peers()
         if self.mdns_enabled:
             await self.start_mdns()
         for job in (self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
-                    self.request_loop, self.trust_watch, self.sync_loop, self.link_ping_loop):
+                    self.request_loop, self.trust_watch, self.sync_loop, self.inbox_loop,
+                    self.router.periodic_loop, self.router.trigger_loop,
+                    self.router.expire_loop, self.route_ping_loop):
             self.tasks.append(asyncio.ensure_future(self.guard(job)))
         await self.stopping.wait()
         await self.shutdown()
@@ -335,28 +357,56 @@ class MeshDaemon:
         logger.info("mesh peer endpoints do not answer: its link to us stays its only path "
                     "(NAT?)", extra={"station": station_id, "endpoints": ",".join(endpoints)})
 
-    async def link_ping_loop(self) -> None:
-        """Ping over every link we dialled: the round trip is the link's, and the other side
-        hears us (an accepted link counts as its peer's heartbeat there)."""
-        while True:
-            started = time.monotonic()
-            links = [link for link in self.links.values() if not link.closed]
-            await asyncio.gather(*(self.ping_link(link) for link in links),
-                                 return_exceptions=True)
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(max(0.05, settings.MESH_PROBE_INTERVAL - elapsed))
+    async def route_ping_loop(self) -> None:
+        """The router pings over every link, dialled or accepted: the round trip is the
+        link's cost and, for membership, the peer's heartbeat (the other side hears us too)."""
+        await self.router.ping_loop(self.linked_station_ids)
 
-    async def ping_link(self, link: LinkSession) -> None:
-        started = time.monotonic()
-        try:
-            await link.request(protocol.PING, {}, settings.MESH_SUSPECT_AFTER)
-        except Exception as exc:  # a timeout or a closed link: silence does the rest
-            logger.debug("mesh link ping failed", extra={"peer": link.peer_station_id,
-                                                          "error": f"{type(exc).__name__}"})
+    async def linked_station_ids(self) -> list[str]:
+        owners = await linkbus.linked_peers()
+        for station_id, link in self.links.items():
+            if not link.closed and station_id not in owners:
+                await linkbus.attach(link)  # a daphne link to the same peer closed: ours now
+        return list(owners) + [sid for sid, link in self.links.items() if not link.closed]
+
+    async def link_pinged(self, station_id: str, rtt: float | None) -> None:
+        if rtt is None:
             return
         for peer in self.peers.values():
-            if peer.station_id == link.peer_station_id:
-                await self.heard(peer, time.monotonic() - started)
+            if peer.station_id == station_id:
+                await self.heard(peer, rtt)
+
+    async def store_routes(self, rows: list[dict[str, Any]]) -> None:
+        await _db(services.routes_store)(rows, self_station_id=self.router.self_id)
+
+    async def inbox_loop(self) -> None:
+        """What daphne hands to meshd about the links it holds (`linkbus.to_daemon`)."""
+        redis = get_async_redis()
+        while True:
+            item = await redis.blpop([linkbus.DAEMON_INBOX], timeout=linkbus.POLL)
+            if item is None:
+                continue
+            try:
+                event = json.loads(item[1])
+                kind, peer = event["type"], str(event["peer"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if kind == "route" and isinstance(event.get("payload"), dict):
+                await self.router.receive(peer, event["payload"])
+            elif kind == "link_up":
+                await self.router.link_up(peer, str(event.get("callsign") or ""))
+            elif kind == "link_down":
+                await self.link_gone(peer, "accepted link closed")
+
+    async def link_gone(self, station_id: str, reason: str) -> None:
+        """A link to `station_id` closed; it stays a neighbour while another link to it lives."""
+        link = self.links.get(station_id)
+        if link is not None and not link.closed:
+            await linkbus.attach(link)
+            return
+        if station_id in await linkbus.linked_peers():
+            return
+        await self.router.link_down(station_id, reason)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -462,6 +512,8 @@ class MeshDaemon:
                     if session.peer_station_id and self.links.get(
                             session.peer_station_id) is session:
                         del self.links[session.peer_station_id]
+                        await linkbus.detach(session)
+                        await self.link_gone(session.peer_station_id, "dialled link closed")
                         await _db(services.peer_link_connected)(
                             station_id=session.peer_station_id, connected=False)
                     await session.shutdown()
@@ -473,6 +525,8 @@ class MeshDaemon:
 
     async def on_link_up(self, session: LinkSession, endpoint: str) -> None:
         self.links[session.peer_station_id] = session
+        await linkbus.attach(session)
+        await self.router.link_up(session.peer_station_id, session.peer_callsign)
 
         def record() -> None:
             # The dialled endpoint now has a proven station id (a manual row gets it here).
@@ -580,20 +634,17 @@ class MeshDaemon:
             return
         if time.time() > data.get("expires", 0):
             return
-        link = self.links.get(data.get("peer"))
-        if link is None or link.closed:
-            answer = {"error": "no_link",
-                      "detail": f"no authenticated link to {data.get('peer')}"}
-        else:
-            try:
-                payload = await link.request(data["type"], data.get("payload") or {},
-                                             float(data.get("timeout", 10)))
-                answer = {"payload": payload}
-            except TimeoutError:
-                answer = {"error": "timeout", "detail": "the peer did not answer in time"}
-            except Exception as exc:
-                answer = {"error": getattr(exc, "code", "failed"),
-                          "detail": getattr(exc, "detail", str(exc))}
+        # Over any link to the peer: one meshd dialled, or one it dialled to us (daphne).
+        try:
+            payload = await linkbus.request(str(data.get("peer")), data["type"],
+                                            data.get("payload") or {},
+                                            float(data.get("timeout", 10)))
+            answer = {"payload": payload}
+        except TimeoutError:
+            answer = {"error": "timeout", "detail": "the peer did not answer in time"}
+        except Exception as exc:
+            answer = {"error": getattr(exc, "code", "failed"),
+                      "detail": getattr(exc, "detail", str(exc))}
         await self.redis.rpush(reply_key, json.dumps(answer))
         await self.redis.expire(reply_key, 60)
 

@@ -121,6 +121,11 @@ def register_builtin_handlers() -> None:
     registry.register_handler(protocol.CERT_SYNC, on_cert_sync)
     registry.register_handler(protocol.BLACKLIST_UPDATE, on_blacklist_update)
     registry.register_handler(protocol.PING, on_ping)
+    from mesh import distance_vector, forwarding, router
+
+    registry.register_handler(distance_vector.UPDATE_TYPE, router.on_routing_message)
+    registry.register_handler(distance_vector.SEQNO_REQUEST_TYPE, router.on_routing_message)
+    forwarding.register_handlers()
 
 
 # -- what a link does -------------------------------------------------------------------------

@@ -29,6 +29,15 @@ it dialled, daphne for links dialled to us), right after the mesh's own
 certificate and blacklist sync, at each gossip round and when the link comes up:
 
     register_link_sync("catalog", sync_catalog_over)   # async def sync_catalog_over(link)
+
+An app whose data other stations may ask for through the mesh (multi-hop forwarding,
+`mesh.forwarding`) registers a forward source for a kind of request:
+
+    register_forward_source("content", ContentSource())
+
+where `describe(request) -> dict | None` says what this station would serve (`{"size": n, ...}`)
+or None when it does not hold it, and `read(request, offset, length) -> bytes` reads a piece.
+Both are sync (they run in a thread) and raise `MeshHandlerError` for a bad request.
 """
 
 from __future__ import annotations
@@ -98,3 +107,23 @@ def register_link_sync(name: str, sync: LinkSync) -> None:
 
 def link_syncs() -> list[tuple[str, LinkSync]]:
     return sorted(_link_syncs.items())
+
+
+class ForwardSource(Protocol):
+    def describe(self, request: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def read(self, request: dict[str, Any], offset: int, length: int) -> bytes: ...
+
+
+_forward_sources: dict[str, ForwardSource] = {}
+
+
+def register_forward_source(kind: str, source: ForwardSource) -> None:
+    """Serve forwarded requests of `kind` (a short lower-case name) from `source`."""
+    if not re.match(r"^[a-z][a-z0-9_]{0,31}$", kind):
+        raise ValueError(f"forward kind {kind!r}: a short lower-case name")
+    _forward_sources[kind] = source
+
+
+def forward_source(kind: str) -> ForwardSource | None:
+    return _forward_sources.get(kind)

@@ -399,6 +399,14 @@ if MESH_UNREACHABLE_AFTER <= MESH_SUSPECT_AFTER:
 MESH_RECONNECT_MIN = _mesh_env_float("MESHSITE_MESH_RECONNECT_MIN", 0.5, minimum=0.05, maximum=60)
 MESH_RECONNECT_MAX = _mesh_env_float("MESHSITE_MESH_RECONNECT_MAX", 30.0, minimum=0.1, maximum=3600)
 # Signed messages older or newer than this many seconds are refused (replay window).
+# Periodic routing updates on a LAN/IP link (Babel's 16 s); routes expire after 3.5 missed.
+MESH_ROUTE_INTERVAL = _mesh_env_float("MESHSITE_MESH_ROUTE_INTERVAL", 16.0, minimum=0.5,
+                                      maximum=3600)
+# A FORWARD request's hop budget when it leaves its origin (at most the hop limit, 10).
+MESH_FORWARD_TTL = env_int("MESHSITE_MESH_FORWARD_TTL", 8, minimum=1, maximum=10)
+# Seconds one hop of a forwarded request waits for the next (grows with the hops left).
+MESH_FORWARD_TIMEOUT = _mesh_env_float("MESHSITE_MESH_FORWARD_TIMEOUT", 8.0, minimum=0.5,
+                                       maximum=600)
 MESH_MESSAGE_WINDOW = env_int("MESHSITE_MESH_MESSAGE_WINDOW", 120, minimum=5, maximum=86400)
 MESH_HOP_LIMIT = env_int("MESHSITE_MESH_HOP_LIMIT", 10, minimum=1, maximum=32)
 MESH_MAX_LEARNT_PEERS = env_int("MESHSITE_MESH_MAX_LEARNT_PEERS", 200, minimum=0, maximum=10000)

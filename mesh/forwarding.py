@@ -1,0 +1,347 @@
+"""Multi-hop forwarding: a request this station cannot serve travels hop by hop over links to the
+station that can, and the answer streams back the same way.
+
+FORWARD (a request over a link):
+
+    {"rid": "<32 hex>", "origin": "<station id>", "dest": "<station id>", "kind": "content",
+     "request": {...}, "ttl": 8, "hop": 1, "credential": {origin's station credential},
+     "sig": "<origin's station signature over rid, origin, dest, kind and request>"}
+
+Each station that receives one checks it (TTL at most `MAX_TTL`, the origin's signature, the
+request id never seen before: the seen-set that stops loops and replays), then serves it if it
+holds what is asked (an app registers the kind with `registry.register_forward_source`), or
+sends it on to the next hop of its route to `dest` with the TTL one lower. The reply is the
+source's description (`size` and the app's fields) plus `via`, the callsigns it came through.
+A TTL that runs out, a station with no route, a next hop that does not answer: the request ends
+there with an ERROR whose detail says where (callsign, hop) and why; each hop passes it back.
+
+FORWARD_CHUNK {"rid", "offset", "length"} then pulls the body, at most `CHUNK` bytes per reply
+(base64), along the path the FORWARD took (each relay remembers the request id, the hop it came
+from and the one it went to, in Redis, for `STATE_TTL` seconds after the last chunk): the
+requester keeps at most `WINDOW` chunk requests in flight, so no hop holds more than a few
+chunks of a body, and none keeps any of it. The requester checks what it assembled against the
+signed hash (the app does: `body_store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+
+from mesh import linkbus, protocol, registry, trust
+from mesh.registry import MeshHandlerError
+
+logger = logging.getLogger(__name__)
+
+FORWARD = "FORWARD"
+FORWARD_CHUNK = "FORWARD_CHUNK"
+MAX_TTL = 10
+CHUNK = 32 * 1024
+WINDOW = 4
+STATE_PREFIX = "meshsite:mesh:fwd:"
+SEEN_PREFIX = "meshsite:mesh:fwdseen:"
+STATE_TTL = 120
+SEEN_TTL = 600
+MAX_REQUEST_BYTES = 4096
+_RID = re.compile(r"^[0-9a-f]{32}$")
+_STATION = re.compile(r"^[0-9a-f]{16,64}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_proven: dict[str, tuple[float, trust.ProvenStation]] = {}
+
+
+class ForwardError(MeshHandlerError):
+    """A forwarded request that could not be served: `code` and a detail naming where."""
+
+
+def signed_message(rid: str, origin: str, dest: str, kind: str, request: dict[str, Any]) -> bytes:
+    return b"meshsite-forward\n" + protocol.canonical_json(
+        {"rid": rid, "origin": origin, "dest": dest, "kind": kind, "request": request})
+
+
+# -- checks on arrival --------------------------------------------------------------------------
+
+def _check(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ForwardError("malformed", "a FORWARD payload is an object")
+    rid, origin, dest = payload.get("rid"), payload.get("origin"), payload.get("dest")
+    kind, request, ttl, hop = (payload.get("kind"), payload.get("request"), payload.get("ttl"),
+                               payload.get("hop"))
+    if not isinstance(rid, str) or not _RID.match(rid):
+        raise ForwardError("malformed", "'rid' must be 32 lower-case hex digits")
+    for name, value in (("origin", origin), ("dest", dest)):
+        if not isinstance(value, str) or not _STATION.match(value):
+            raise ForwardError("malformed", f"'{name}' must be a station id (hex)")
+    if not isinstance(kind, str) or not _KIND.match(kind):
+        raise ForwardError("malformed", "'kind' must be a short lower-case name")
+    if not isinstance(request, dict) or len(protocol.canonical_json(request)) > MAX_REQUEST_BYTES:
+        raise ForwardError("malformed", f"'request' must be an object of at most "
+                                        f"{MAX_REQUEST_BYTES} bytes")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
+        raise ForwardError("bad_ttl", f"'ttl' must be an integer from 1 to {MAX_TTL}, "
+                                      f"got {ttl!r}")
+    if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= MAX_TTL:
+        raise ForwardError("malformed", f"'hop' must be an integer from 1 to {MAX_TTL}")
+    if not isinstance(payload.get("sig"), str):
+        raise ForwardError("malformed", "'sig' (the origin's signature) is missing")
+    return payload
+
+
+def _prove_origin(payload: dict[str, Any]) -> trust.ProvenStation:
+    """The origin's credential and its signature over the request (sync: runs in a thread)."""
+    credential = payload.get("credential")
+    key = hashlib.sha256(protocol.canonical_json(credential)).hexdigest()
+    cached = _proven.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 60:
+        proven = cached[1]
+    else:
+        try:
+            proven = trust.verify_credential(credential)
+        except trust.TrustRefused as exc:
+            raise ForwardError("forged_origin", f"the origin's credential is refused: "
+                                                f"{exc.code}: {exc.detail}") from exc
+        if len(_proven) > 1000:
+            _proven.clear()
+        _proven[key] = (time.monotonic(), proven)
+    if proven.station_id != payload["origin"]:
+        raise ForwardError("forged_origin", f"the credential is for {proven.station_id[:12]}, "
+                                            f"not the origin {payload['origin'][:12]}")
+    try:
+        signature = protocol.b64decode(payload["sig"], "sig")
+        trust.verify_station_signature(proven.public_key_b64, signature, signed_message(
+            payload["rid"], payload["origin"], payload["dest"], payload["kind"],
+            payload["request"]))
+    except (protocol.ProtocolError, trust.TrustRefused) as exc:
+        raise ForwardError("forged_origin", "the origin's signature over the request does not "
+                                            "verify") from exc
+    return proven
+
+
+async def _first_time(rid: str) -> bool:
+    return bool(await linkbus._redis().set(SEEN_PREFIX + rid, b"1", nx=True, ex=SEEN_TTL))
+
+
+def _where(local: trust.LocalStation, hop: int) -> str:
+    return f"at {local.callsign or local.station_id[:12]}, hop {hop}"
+
+
+def _hop_timeout(ttl: int) -> float:
+    return settings.MESH_FORWARD_TIMEOUT * max(1, ttl)
+
+
+def _next_hop(dest: str) -> str | None:
+    from mesh import selectors
+
+    route = selectors.route_to(dest)
+    if route is None:
+        return None
+    return route["next_hop"] if isinstance(route, dict) else route.next_hop
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    local = await sync_to_async(trust.local_station)()
+    try:
+        payload = _check(payload)
+    except ForwardError as exc:
+        _refused(link, exc)
+        raise
+    hop = payload["hop"]
+    where = _where(local, hop)
+    try:
+        await sync_to_async(_prove_origin)(payload)
+    except ForwardError as exc:
+        _refused(link, exc)
+        raise ForwardError(exc.code, f"{exc.detail} ({where})") from exc
+    if payload["origin"] == local.station_id:
+        exc = ForwardError("loop", f"our own request {payload['rid']} came back ({where})")
+        _refused(link, exc)
+        raise exc
+    if not await _first_time(payload["rid"]):
+        exc = ForwardError("loop", f"request {payload['rid']} was already seen here ({where}): "
+                                   "a loop or a replay")
+        _refused(link, exc)
+        raise exc
+    state = {"prev": link.peer_station_id, "kind": payload["kind"],
+             "request": payload["request"], "next": ""}
+    meta = await _open_local(payload["kind"], payload["request"])
+    if meta is None and payload["dest"] == local.station_id:
+        raise ForwardError("not_found", f"this station does not hold what was asked ({where})")
+    if meta is not None:
+        await _state_put(payload["rid"], state)
+        return {**meta, "via": [local.callsign or local.station_id[:12]]}
+    ttl = payload["ttl"] - 1
+    if ttl < 1:
+        raise ForwardError("ttl_expired", f"the TTL ran out ({where})")
+    nxt = await sync_to_async(_next_hop)(payload["dest"])
+    if nxt is None:
+        raise ForwardError("no_route", f"no route to {payload['dest'][:12]} ({where})")
+    if nxt == link.peer_station_id:
+        raise ForwardError("dead_end", f"the only route to {payload['dest'][:12]} leads back "
+                                       f"where the request came from ({where})")
+    state["next"] = nxt
+    await _state_put(payload["rid"], state)
+    onward = {**payload, "ttl": ttl, "hop": hop + 1}
+    try:
+        reply = await linkbus.request(nxt, FORWARD, onward, _hop_timeout(ttl))
+    except linkbus.BusError as exc:
+        raise ForwardError(exc.code, f"the next hop {nxt[:12]} did not answer: {exc.detail} "
+                                     f"({where})") from exc
+    via = reply.get("via") if isinstance(reply.get("via"), list) else []
+    return {**reply, "via": [local.callsign or local.station_id[:12], *via[:MAX_TTL]]}
+
+
+def _refused(link: Any, exc: ForwardError) -> None:
+    logger.warning("mesh forward refused", extra={"peer": link.peer_station_id,
+                                                  "error": exc.code, "detail": exc.detail})
+
+
+async def on_forward_chunk(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    rid, offset, length = payload.get("rid"), payload.get("offset"), payload.get("length")
+    if not isinstance(rid, str) or not _RID.match(rid):
+        raise ForwardError("malformed", "'rid' must be 32 lower-case hex digits")
+    for name, value in (("offset", offset), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ForwardError("malformed", f"'{name}' must be a non-negative integer")
+    if not 1 <= length <= CHUNK:
+        raise ForwardError("malformed", f"'length' must be from 1 to {CHUNK}")
+    state = await _state_get(rid)
+    if state is None or state.get("prev") != link.peer_station_id:
+        raise ForwardError("unknown_request", f"no forwarded request {rid} from this link")
+    await linkbus._redis().expire(STATE_PREFIX + rid, STATE_TTL)
+    if not state.get("next"):
+        data = await _read_local(state["kind"], state["request"], offset, length)
+        return {"data": base64.b64encode(data).decode(), "length": len(data)}
+    try:
+        return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
+                                     settings.MESH_FORWARD_TIMEOUT * 2)
+    except linkbus.BusError as exc:
+        raise ForwardError(exc.code, f"the next hop stopped answering: {exc.detail}") from exc
+
+
+async def _state_put(rid: str, state: dict[str, Any]) -> None:
+    await linkbus._redis().set(STATE_PREFIX + rid, json.dumps(state), ex=STATE_TTL)
+
+
+async def _state_get(rid: str) -> dict[str, Any] | None:
+    raw = await linkbus._redis().get(STATE_PREFIX + rid)
+    return None if raw is None else json.loads(raw)
+
+
+async def _open_local(kind: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    source = registry.forward_source(kind)
+    if source is None:
+        raise ForwardError("unknown_kind", f"no forwarded requests of kind {kind!r} here")
+    return await sync_to_async(source.describe)(request)
+
+
+async def _read_local(kind: str, request: dict[str, Any], offset: int, length: int) -> bytes:
+    source = registry.forward_source(kind)
+    if source is None:
+        raise ForwardError("unknown_kind", f"no forwarded requests of kind {kind!r} here")
+    return await sync_to_async(source.read)(request, offset, length)
+
+
+def register_handlers() -> None:
+    registry.register_handler(FORWARD, on_forward)
+    registry.register_handler(FORWARD_CHUNK, on_forward_chunk)
+
+
+# -- the requesting end -----------------------------------------------------------------------
+
+class Fetch:
+    """A forwarded request from this station: `meta` once open, then `chunks()`."""
+
+    def __init__(self, dest: str, kind: str, request: dict[str, Any], ttl: int | None = None):
+        self.dest, self.kind, self.request = dest, kind, request
+        self.ttl = ttl or settings.MESH_FORWARD_TTL
+        self.rid = uuid.uuid4().hex
+        self.first_hop = ""
+        self.meta: dict[str, Any] = {}
+
+    async def open(self) -> dict[str, Any]:
+        local = await sync_to_async(trust.local_station)()
+        if local.credential is None:
+            raise ForwardError("unclaimed", "this station is not claimed: it cannot sign a "
+                                            "forwarded request")
+        linked = await linkbus.linked_peers()
+        first = (self.dest if self.dest in linked or linkbus.local_link(self.dest)
+                 else await sync_to_async(_next_hop)(self.dest))
+        if first is None:
+            raise ForwardError("no_route", f"no route to {self.dest[:12]} (at "
+                                           f"{local.callsign or 'this station'}, hop 0)")
+        self.first_hop = first
+        signature = await sync_to_async(trust.sign)(signed_message(
+            self.rid, local.station_id, self.dest, self.kind, self.request))
+        await _first_time(self.rid)  # our own request coming back is a loop
+        payload = {"rid": self.rid, "origin": local.station_id, "dest": self.dest,
+                   "kind": self.kind, "request": self.request, "ttl": self.ttl, "hop": 1,
+                   "credential": local.credential, "sig": protocol.b64encode(signature)}
+        try:
+            self.meta = await linkbus.request(first, FORWARD, payload,
+                                              _hop_timeout(self.ttl) + 2)
+        except linkbus.BusError as exc:
+            raise ForwardError(exc.code, f"the first hop {first[:12]} did not answer: "
+                                         f"{exc.detail}") from exc
+        except MeshHandlerError as exc:
+            raise ForwardError(exc.code, exc.detail) from exc
+        size = self.meta.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ForwardError("malformed", "the holder's answer has no size")
+        return self.meta
+
+    async def batch(self, offsets: list[int]) -> list[bytes]:
+        size = self.meta["size"]
+        replies = await asyncio.gather(*(
+            linkbus.request(self.first_hop, FORWARD_CHUNK,
+                            {"rid": self.rid, "offset": offset,
+                             "length": min(CHUNK, size - offset)},
+                            _hop_timeout(self.ttl) + 2) for offset in offsets))
+        out = []
+        for offset, reply in zip(offsets, replies, strict=True):
+            data = base64.b64decode(reply.get("data") or "")
+            if len(data) != min(CHUNK, size - offset):
+                raise ForwardError("short_chunk", f"chunk at {offset} has {len(data)} bytes")
+            out.append(data)
+        return out
+
+    def offsets(self) -> Iterator[list[int]]:
+        size = self.meta["size"]
+        every = list(range(0, size, CHUNK))
+        for start in range(0, len(every), WINDOW):
+            yield every[start:start + WINDOW]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for offsets in self.offsets():
+            for data in await self.batch(offsets):
+                yield data
+
+
+def fetch_sync(dest: str, kind: str, request: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                        Iterator[bytes]]:
+    """For sync code (a view, a Celery task): open the forwarded request, then a generator of
+    the body's chunks, pulled `WINDOW` at a time. Raises ForwardError."""
+    fetch = Fetch(dest, kind, request)
+    meta = async_to_sync(fetch.open)()
+
+    def chunks() -> Iterator[bytes]:
+        for offsets in fetch.offsets():
+            try:
+                yield from async_to_sync(fetch.batch)(offsets)
+            except linkbus.BusError as exc:
+                raise ForwardError(exc.code, exc.detail) from exc
+            except MeshHandlerError as exc:
+                raise ForwardError(exc.code, exc.detail) from exc
+
+    return meta, chunks()

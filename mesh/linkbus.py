@@ -1,0 +1,231 @@
+"""Every authenticated link of the station, whichever process holds it.
+
+A link lives in the process at its end of the socket: meshd for the links it dialled, a daphne
+process for the links other stations dialled to us. Routing and forwarding treat both the same:
+`request(peer, type, payload)` and `send(peer, type, payload)` go over the link to `peer`
+directly when this process holds it, and otherwise through Redis to the process that does:
+
+- `OWNERS_KEY` (a hash): peer station id -> the bus queue of the process holding its link;
+- each process holding links serves its own queue (`serve`, a BLPOP loop started by `attach`)
+  and answers on the reply list named in each request;
+- `DAEMON_INBOX`: what the holder of a link must hand to meshd (routing messages that arrived
+  on a link daphne holds, links coming up and going down there); meshd reads it.
+
+A link opened twice between the same two stations (both dialled at once) is used through the
+latest one; the older is dropped from the bus when it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from mesh.registry import MeshHandlerError
+
+logger = logging.getLogger(__name__)
+
+OWNERS_KEY = "meshsite:mesh:linkowners"
+QUEUE_PREFIX = "meshsite:mesh:bus:"
+REPLY_PREFIX = "meshsite:mesh:busreply:"
+DAEMON_INBOX = "meshsite:mesh:daemon-inbox"
+DAEMON_INBOX_MAX = 10_000  # meshd down for long: older news is dropped, not hoarded
+POLL = 2.0  # seconds a BLPOP waits before looking again (well under redis' socket timeout)
+
+PROCESS = uuid.uuid4().hex[:16]
+QUEUE = QUEUE_PREFIX + PROCESS
+
+
+class BusError(MeshHandlerError):
+    """No link to that station, or it did not answer in time (code: no_link, timeout)."""
+
+
+_local: dict[str, Any] = {}  # peer station id -> LinkSession held by this process
+_servers: dict[int, asyncio.Task] = {}  # event loop id -> serve task
+_redis_by_loop: dict[int, Any] = {}
+
+
+def _redis() -> Any:
+    from meshsite.redisconn import get_async_redis
+
+    loop = asyncio.get_running_loop()
+    client = _redis_by_loop.get(id(loop))
+    if client is None:
+        client = _redis_by_loop[id(loop)] = get_async_redis()
+    return client
+
+
+def local_link(peer: str) -> Any | None:
+    link = _local.get(peer)
+    if link is None or link.closed:
+        return None
+    return link
+
+
+def local_peers() -> list[str]:
+    return [peer for peer, link in _local.items() if not link.closed]
+
+
+async def attach(link: Any) -> None:
+    """An authenticated link is up in this process: route the station's traffic for its peer
+    here."""
+    peer = link.peer_station_id
+    _local[peer] = link
+    _ensure_server()
+    await _redis().hset(OWNERS_KEY, peer, json.dumps({"q": QUEUE, "role": link.role,
+                                                      "t": time.time()}))
+
+
+async def detach(link: Any) -> None:
+    """The link closed: forget it, unless a newer link to the same peer replaced it."""
+    peer = link.peer_station_id
+    if not peer or _local.get(peer) is not link:
+        return
+    del _local[peer]
+    redis = _redis()
+    with contextlib.suppress(Exception):
+        raw = await redis.hget(OWNERS_KEY, peer)
+        if raw is not None and json.loads(raw).get("q") == QUEUE:
+            await redis.hdel(OWNERS_KEY, peer)
+
+
+async def linked_peers() -> dict[str, dict[str, Any]]:
+    """Every peer the station holds a link to, in any process: station id -> owner record."""
+    raw = await _redis().hgetall(OWNERS_KEY)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        with contextlib.suppress(ValueError, TypeError):
+            out[key.decode() if isinstance(key, bytes) else str(key)] = json.loads(value)
+    return out
+
+
+async def request(peer: str, type_: str, payload: dict[str, Any],
+                  timeout: float = 10.0) -> dict[str, Any]:
+    """Send a request over the link to `peer` and return its reply payload. Raises
+    MeshHandlerError with the peer's error, or BusError (no_link, timeout)."""
+    link = local_link(peer)
+    if link is not None:
+        try:
+            return await link.request(type_, payload, timeout)
+        except TimeoutError as exc:
+            raise BusError("timeout", f"{peer[:12]} did not answer in {timeout:g} s") from exc
+    return await _remote(peer, {"type": type_, "payload": payload, "timeout": timeout,
+                                "oneway": False}, timeout)
+
+
+async def send(peer: str, type_: str, payload: dict[str, Any]) -> None:
+    """Send a one-way message over the link to `peer` (no reply)."""
+    link = local_link(peer)
+    if link is not None:
+        await link.send(type_, payload)
+        return
+    await _remote(peer, {"type": type_, "payload": payload, "timeout": 10.0, "oneway": True},
+                  None)
+
+
+async def _remote(peer: str, item: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    redis = _redis()
+    raw = await redis.hget(OWNERS_KEY, peer)
+    if raw is None:
+        raise BusError("no_link", f"no link to {peer[:12]}")
+    owner = json.loads(raw)
+    item["peer"] = peer
+    item["expires"] = time.time() + (timeout or 10.0)
+    if timeout is None:
+        await redis.rpush(owner["q"], json.dumps(item))
+        await redis.expire(owner["q"], 60)
+        return {}
+    reply_key = REPLY_PREFIX + uuid.uuid4().hex
+    item["reply"] = reply_key
+    await redis.rpush(owner["q"], json.dumps(item))
+    await redis.expire(owner["q"], 60)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BusError("timeout", f"{peer[:12]} did not answer in {timeout:g} s")
+        answer = await redis.blpop([reply_key], timeout=max(0.01, min(POLL, left)))
+        if answer is not None:
+            break
+    data = json.loads(answer[1])
+    if "error" in data:
+        cls = BusError if data["error"] in ("no_link", "timeout") else MeshHandlerError
+        raise cls(str(data["error"]), str(data.get("detail", "")))
+    return data.get("payload") or {}
+
+
+def _ensure_server() -> None:
+    loop = asyncio.get_running_loop()
+    task = _servers.get(id(loop))
+    if task is None or task.done():
+        _servers[id(loop)] = loop.create_task(serve())
+
+
+async def serve() -> None:
+    """Carry other processes' requests over the links this process holds."""
+    from meshsite.redisconn import get_async_redis
+
+    redis = get_async_redis()  # a connection of its own: BLPOP holds it
+    tasks: set[asyncio.Task] = set()
+    while True:
+        try:
+            item = await redis.blpop([QUEUE], timeout=POLL)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("mesh link bus read failed", extra={"error": str(exc)})
+            await asyncio.sleep(1)
+            continue
+        if item is None:
+            continue
+        task = asyncio.ensure_future(_carry(item[1]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def _carry(raw: bytes) -> None:
+    try:
+        item = json.loads(raw)
+        peer, type_ = str(item["peer"]), str(item["type"])
+    except (ValueError, KeyError, TypeError):
+        return
+    if time.time() > float(item.get("expires", 0)):
+        return
+    link = local_link(peer)
+    answer: dict[str, Any]
+    if link is None:
+        answer = {"error": "no_link", "detail": f"the link to {peer[:12]} closed"}
+    elif item.get("oneway"):
+        with contextlib.suppress(Exception):
+            await link.send(type_, item.get("payload") or {})
+        return
+    else:
+        try:
+            payload = await link.request(type_, item.get("payload") or {},
+                                         float(item.get("timeout", 10)))
+            answer = {"payload": payload}
+        except TimeoutError:
+            answer = {"error": "timeout", "detail": f"{peer[:12]} did not answer in time"}
+        except MeshHandlerError as exc:
+            answer = {"error": exc.code, "detail": exc.detail}
+        except Exception as exc:
+            answer = {"error": getattr(exc, "code", "failed"),
+                      "detail": getattr(exc, "detail", str(exc))}
+    reply = item.get("reply")
+    if reply:
+        redis = _redis()
+        await redis.rpush(reply, json.dumps(answer))
+        await redis.expire(reply, 60)
+
+
+# -- meshd's inbox ----------------------------------------------------------------------------
+
+async def to_daemon(event: dict[str, Any]) -> None:
+    """Hand `event` (JSON-able, with a "type") to meshd."""
+    redis = _redis()
+    await redis.rpush(DAEMON_INBOX, json.dumps(event))
+    await redis.ltrim(DAEMON_INBOX, -DAEMON_INBOX_MAX, -1)
