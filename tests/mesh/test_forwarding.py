@@ -6,13 +6,20 @@ station but A keeps it."""
 from __future__ import annotations
 
 import itertools
+import json
+import secrets
+import uuid
 
 import pytest
+import websockets
+
+from mesh import protocol
+from mesh.forwarding import signed_message
 
 from tests.catalog.test_replication import entry_at, fetch, publish
 from tests.certificates import pki
 from tests.harness import StationProcess
-from tests.mesh.stations import wait_for
+from tests.mesh.stations import FakeStation, wait_for
 from tests.mesh.test_link_both_ends import _bring_up
 
 pytestmark = pytest.mark.integration
@@ -23,10 +30,15 @@ CALLS = [f"DL{i}FW" for i in range(1, 5)]
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory):
+def ca():
     root = pki.meshsite_root("ed25519")
-    ca = pki.issue(root, callsign="DL0CA", ca=True, path_length=0, can_issue=True,
-                   license_class="club")
+    return root, pki.issue(root, callsign="DL0CA", ca=True, path_length=0, can_issue=True,
+                           license_class="club")
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory, ca):
+    root, ca = ca
     owners = [pki.issue(ca, callsign=call) for call in CALLS]
     stations = [StationProcess(tmp_path_factory.mktemp(f"fw-{i}"), env=LINE)
                 for i in range(len(owners))]
@@ -71,3 +83,56 @@ def test_personal_page_opens_three_hops_away_and_no_relay_keeps_it(line, tmp_pat
     # ETag and Range behave as for a local body.
     status, part, headers = fetch(d, f"/c/{CALLS[0]}/notes.bin", Range="bytes=10-19")
     assert status == 206 and part == body[10:20]
+
+
+async def _forward(fake: FakeStation, ws, payload: dict) -> dict:
+    envelope = fake.envelope("FORWARD", payload)
+    await ws.send(json.dumps(envelope))
+    return await fake.answer_to(ws, envelope["id"])
+
+
+def _request(fake: FakeStation, dest: str, entry: str, *, ttl: int = 8,
+             origin: FakeStation | None = None, rid: str | None = None) -> dict:
+    signer = origin or fake
+    rid = rid or uuid.uuid4().hex
+    request = {"entry": entry}
+    sig = signer.key.sign(signed_message(rid, fake.station_id, dest, "content", request))
+    return {"rid": rid, "origin": fake.station_id, "dest": dest, "kind": "content",
+            "request": request, "ttl": ttl, "hop": 1, "credential": signer.credential,
+            "sig": protocol.b64encode(sig)}
+
+
+@pytest.mark.timeout(600)
+async def test_bad_forward_requests_are_refused_with_a_reason_and_the_link_lives(line, ca,
+                                                                                  tmp_path):
+    a, _, _, d = line
+    _, issuer = ca
+    fake = FakeStation.make(pki.issue(issuer, callsign="DL9FAK"), "DL9FAK")
+    other = FakeStation.make(pki.issue(issuer, callsign="DL9OTH"), "DL9OTH")
+    a_id = a.get("/api/status")[1]["stationId"]
+    entry_id = publish(a, tmp_path, "bad-input.txt", b"held by A only", 4)
+    wait_for(lambda: (route(d, CALLS[0]) or {}).get("hops") == 3, 120, "D routes to A")
+    async with websockets.connect(d.url.replace("http", "ws") + "/ws/coordinate") as ws:
+        assert (await fake.handshake(ws))["type"] == "WELCOME"
+        answers = {
+            "ttl over 10": await _forward(fake, ws, _request(fake, a_id, entry_id, ttl=11)),
+            "unknown entry": await _forward(fake, ws, _request(fake, a_id, secrets.token_hex(32))),
+            "forged origin": await _forward(fake, ws, _request(fake, a_id, entry_id,
+                                                               origin=other)),
+        }
+        rid = uuid.uuid4().hex
+        first = await _forward(fake, ws, _request(fake, a_id, entry_id, rid=rid))
+        answers["replayed id"] = await _forward(fake, ws, _request(fake, a_id, entry_id, rid=rid))
+        codes = {what: answer["payload"].get("error") for what, answer in answers.items()}
+        assert codes == {"ttl over 10": "bad_ttl", "unknown entry": "unknown_entry",
+                         "forged origin": "forged_origin", "replayed id": "loop"}, answers
+        # The good one went the whole way: A answered with the body's size, via C, B and A.
+        assert first["type"] == "REPLY", first
+        assert first["payload"]["size"] == len(b"held by A only")
+        assert first["payload"]["via"] == [CALLS[3], CALLS[2], CALLS[1], CALLS[0]]
+        ping = fake.envelope("PING", {})
+        await ws.send(json.dumps(ping))
+        assert (await fake.answer_to(ws, ping["id"]))["type"] == "REPLY"
+    log = d.output()
+    for code in ("bad_ttl", "forged_origin", "loop"):
+        assert f"error={code}" in log, code
