@@ -405,7 +405,7 @@ MESH_ROUTE_INTERVAL = _mesh_env_float("MESHSITE_MESH_ROUTE_INTERVAL", 16.0, mini
 # A FORWARD request's hop budget when it leaves its origin (at most the hop limit, 10).
 MESH_FORWARD_TTL = env_int("MESHSITE_MESH_FORWARD_TTL", 8, minimum=1, maximum=10)
 # Seconds one hop of a forwarded request waits for the next (grows with the hops left).
-MESH_FORWARD_TIMEOUT = _mesh_env_float("MESHSITE_MESH_FORWARD_TIMEOUT", 8.0, minimum=0.5,
+MESH_FORWARD_TIMEOUT = _mesh_env_float("MESHSITE_MESH_FORWARD_TIMEOUT", 3.0, minimum=0.5,
                                        maximum=600)
 MESH_MESSAGE_WINDOW = env_int("MESHSITE_MESH_MESSAGE_WINDOW", 120, minimum=5, maximum=86400)
 MESH_HOP_LIMIT = env_int("MESHSITE_MESH_HOP_LIMIT", 10, minimum=1, maximum=32)
