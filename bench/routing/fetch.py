@@ -1,0 +1,344 @@
+"""Fetch latency per hop: `python -m bench.routing.fetch [--repeat N] [--seed N] [--keep]`.
+
+Five real stations (`runstation`, own data dirs, claimed under a test PKI) in a line on loopback,
+S0-S1-S2-S3-S4, started side by side: each then adds only its right-hand neighbour and dials no
+station it merely heard of, so S4 reaches S0 only through S3, S2 and S1. Meanwhile S0 publishes
+two priority-4 bodies (personal: kept at the origin only, so no fetch is served from a copy on
+the way), 10 KB and 1 MB of seeded random bytes. Once S4's /api/routes shows S0 four hops away
+and S1-S4 know both entries, each station GETs the 10 KB body once, untimed (a process's first
+request pays imports and connections: seconds here, no cost of a hop). Then S1, S2, S3 and S4
+(1 to 4 hops from S0) each GET `/c/<S0>/<path>` `--repeat` times per body, timed, and every
+body (warm-up included) is compared byte for byte with what was published.
+
+Figures (printed; a benchmark, not a test):
+
+- per body size and hop count: median and max seconds of a whole GET (request to last byte), as
+  a browser at that station would wait. At 1 hop S0 is a direct neighbour: the body comes
+  straight over HTTP. From 2 hops on, the station first asks its direct neighbours over HTTP
+  (they answer 404: they hold nothing; this is part of the time measured), then forwards the
+  request hop by hop (FORWARD) and pulls the body back 32 KB at a time, at most 4 chunks in
+  flight (FORWARD_CHUNK, base64 in signed JSON over each link). The path each fetch took is
+  read from the fetching station's log and printed beside it.
+- added time per hop: the slope of a least-squares line through the medians against hops, in
+  ms per hop, over 1-4 hops and over 2-4 (forwarding only: the step from 1 to 2 hops also
+  changes the transport). For the 1 MB body, divide by 32 to see the cost per chunk and hop.
+- relay memory: VmRSS (/proc/<pid>/status) of the relays' daphne and meshd processes (S1-S3:
+  each relay holds one accepted link in daphne and one dialled link in meshd), sampled every
+  20 ms from just before the 1 MB fetches at S4 until they end; the peak increase over that
+  baseline per process. Target: a few chunks (some 100 KB), not a copy of the body: each
+  figure is judged against 1 MB. RSS rarely shrinks, so an earlier fetch that grew a process
+  hides its growth here; the RSS before any fetch is printed too, and each process's RSS after
+  each of the GETs (over the baseline): growth that stays and climbs GET after GET is kept
+  memory, a peak that falls back is memory in flight.
+- whether any station but S0 holds a body at the end (none should).
+
+The machine's load average is printed first: on a busy 2-core machine the figures are noisy,
+and the max more than the median. Takes about 3 to 5 minutes. Exit status 1 when a body was
+wrong (or not served). Every process is started here and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.certificates import pki
+from tests.faults import process_tree
+from tests.harness import StationProcess
+from tests.mesh.stations import provision, wait_for
+
+LINE_ENV = {"MESHSITE_MESH_RECONNECT_MAX": "2", "MESHSITE_MESH_DIAL_LEARNT_PEERS": "off",
+            "MESHSITE_MESH_ROUTE_INTERVAL": "4", "MESHSITE_CATALOG_SYNC_INTERVAL": "10"}
+CALLS = [f"DB{i}HOP" for i in range(5)]
+BODIES = {"10 KB": ("bench/fetch-10k.bin", 10 * 1024), "1 MB": ("bench/fetch-1m.bin", 1 << 20)}
+RSS_LIMIT = 1 << 20
+RSS_INTERVAL = 0.02
+
+
+@dataclass
+class Published:
+    label: str
+    path: str
+    body: bytes
+    url_path: str = ""
+    seconds: dict[int, list[float]] = field(default_factory=dict)
+
+
+def get(station: StationProcess, path: str, timeout: float = 120) -> tuple[int, bytes]:
+    request = urllib.request.Request(station.url + path)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def hops_to(station: StationProcess, callsign: str) -> int | None:
+    status, data = station.get("/api/routes")
+    if status != 200:
+        return None
+    return next((r["hops"] for r in data["routes"] if r["callsign"] == callsign), None)
+
+
+def entry_at(station: StationProcess, origin: str, path: str) -> dict | None:
+    status, data = station.get(f"/api/content-catalog?origin={origin}&pageSize=500")
+    if status != 200:
+        return None
+    return next((row for row in data["entries"] if row["path"] == path), None)
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class RssPeak:
+    """VmRSS of some processes every RSS_INTERVAL seconds in a thread: baseline and peak."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before = {name: rss_bytes(pid) for name, pid in pids.items()}
+        self.peak = dict(self.before)
+        self.after_each: dict[str, list[int]] = {name: [] for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_INTERVAL):
+            for name, pid in self.pids.items():
+                with contextlib.suppress(OSError, ValueError):
+                    self.peak[name] = max(self.peak[name], rss_bytes(pid))
+
+    def mark(self) -> None:
+        """Note each process's RSS now (after a GET): growth that stays is not a peak."""
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError, ValueError):
+                self.after_each[name].append(rss_bytes(pid))
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def relay_processes(stations: list[StationProcess]) -> dict[str, int]:
+    """PIDs of the daphne and meshd processes of S1-S3, by name ("DB1HOP daphne")."""
+    found = {}
+    for index, station in enumerate(stations[1:4], start=1):
+        for proc in process_tree(station.pid):
+            command = " ".join(proc.cmdline())
+            for part, pattern in (("daphne", " -m daphne "), ("meshd", " -m meshsite meshd")):
+                if pattern in command:
+                    found[f"{CALLS[index]} {part}"] = proc.pid
+    missing = [f"{CALLS[i]} {part}" for i in (1, 2, 3) for part in ("daphne", "meshd")
+               if f"{CALLS[i]} {part}" not in found]
+    if missing:
+        raise RuntimeError(f"relay processes not found: {', '.join(missing)}")
+    return found
+
+
+_MESH_FETCH = re.compile(r'msg="body fetched through the mesh" .*?via=("[^"]*"|\S+)')
+_HTTP_FETCH = re.compile(r'msg="body fetched" .*?peer=("[^"]*"|\S+)')
+
+
+def paths_taken(log: str) -> list[str]:
+    """How each fetch in a station's log got its body: "mesh via A,B" or "HTTP from A"."""
+    taken = []
+    for line in log.splitlines():
+        if (found := _MESH_FETCH.search(line)) is not None:
+            taken.append("mesh via " + found.group(1).strip('"'))
+        elif (found := _HTTP_FETCH.search(line)) is not None:
+            taken.append("HTTP from " + found.group(1).strip('"'))
+    return taken
+
+
+def slope_ms(points: dict[int, float], hops: range) -> float:
+    xs = [h for h in hops if h in points]
+    if len(xs) < 2:
+        return float("nan")
+    return statistics.linear_regression(xs, [points[h] for h in xs]).slope * 1e3
+
+
+def bring_up(stations: list[StationProcess], root: pki.Identity,
+             owners: list[pki.Identity]) -> None:
+    """Provision and start the stations side by side (one after another takes minutes on a busy
+    2-core machine, mostly waiting)."""
+    with ThreadPoolExecutor(len(stations)) as pool:
+        list(pool.map(lambda pair: provision(pair[0], roots=[root], owner=pair[1],
+                                             callsign=pair[2]),
+                      zip(stations, owners, CALLS, strict=True)))
+        list(pool.map(lambda station: station.start(timeout=240), stations))
+
+
+def link(left: StationProcess, right: StationProcess) -> None:
+    added = left.manage("meshpeer", "add", right.url)
+    if added.returncode != 0:
+        raise RuntimeError(f"meshpeer add {right.url} failed: {added.stderr}")
+
+
+def publish(station: StationProcess, directory: Path, item: Published) -> None:
+    source = directory / Path(item.path).name
+    source.write_bytes(item.body)
+    result = station.manage("publish", str(source), "--path", item.path, "--priority", "4")
+    if result.returncode != 0:
+        raise RuntimeError(f"publish {item.path} failed: {result.stderr}")
+    item.url_path = result.stdout.split("published ", 1)[1].split()[0]
+
+
+def fetch_round(station: StationProcess, item: Published, repeat: int,
+                after_each: Callable[[], None] | None = None) -> tuple[list[float], int]:
+    """`repeat` timed GETs; returns the seconds of each and how many bodies were wrong."""
+    seconds, wrong = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        try:
+            status, body = get(station, item.url_path)
+        except OSError as exc:  # no answer in time, connection dropped: a wrong body too
+            status, body = 0, str(exc).encode()
+        seconds.append(time.perf_counter() - started)
+        if status != 200 or body != item.body:
+            wrong += 1
+            detail = "" if status == 200 else ": " + body[:300].decode("utf-8", "replace")
+            print(f"    WRONG: {item.url_path} at {station.url}: status {status}, "
+                  f"{len(body)} bytes{detail}", flush=True)
+        if after_each is not None:
+            after_each()
+    return seconds, wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.routing.fetch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="GETs per body and hop count "
+                                                              "(default 5)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the body bytes")
+    parser.add_argument("--keep", action="store_true", help="keep the data dirs")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    load = os.getloadavg()
+    print(f"fetch latency per hop: {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.repeat} GETs per body "
+          f"and hop count, seed {args.seed}", flush=True)
+    rng = random.Random(args.seed)
+    items = [Published(label, path, rng.randbytes(size))
+             for label, (path, size) in BODIES.items()]
+
+    root_dir = Path(tempfile.mkdtemp(prefix="meshsite-bench-fetch-"))
+    root = pki.meshsite_root("ed25519")
+    ca = pki.issue(root, callsign="DB9CA", ca=True, path_length=0, can_issue=True,
+                   license_class="club")
+    owners = [pki.issue(ca, callsign=call) for call in CALLS]
+    stations = [StationProcess(root_dir / f"s{i}", env=LINE_ENV) for i in range(len(CALLS))]
+    wrong = 0
+    try:
+        bring_up(stations, root, owners)
+        print(f"5 stations up after {time.monotonic() - started:.0f} s", flush=True)
+        # Linking and publishing side by side: each is a manage.py run (seconds of Django start
+        # on a busy machine); the entries reach S1-S4 by catalog sync as the links come up.
+        with ThreadPoolExecutor(len(stations) + len(items)) as pool:
+            jobs = [pool.submit(link, left, right)
+                    for left, right in itertools.pairwise(stations)]
+            jobs += [pool.submit(publish, stations[0], root_dir, item) for item in items]
+            for job in jobs:
+                job.result()
+        print(f"linked in a line, {', '.join(i.label for i in items)} published at {CALLS[0]} "
+              f"(priority 4) after {time.monotonic() - started:.0f} s", flush=True)
+        wait_for(lambda: hops_to(stations[4], CALLS[0]) == 4, 180,
+                 f"{CALLS[4]} has a 4-hop route to {CALLS[0]}", interval=0.5)
+        wait_for(lambda: all(entry_at(s, CALLS[0], i.path) for s in stations[1:] for i in items),
+                 120, "both entries' metadata at S1-S4", interval=0.5)
+        print(f"{CALLS[4]} routes to {CALLS[0]} in 4 hops and both entries are known at S1-S4 "
+              f"after {time.monotonic() - started:.0f} s", flush=True)
+        relays = relay_processes(stations)
+        rss_start = {name: rss_bytes(pid) for name, pid in relays.items()}
+        # One untimed (but checked) GET at each station first: a process's first request pays
+        # imports and connections (seconds here), which is no cost of a hop.
+        for station in stations[1:]:
+            wrong += fetch_round(station, items[0], 1)[1]
+        print(f"warm-up GET of the {items[0].label} body at S1-S4 done after "
+              f"{time.monotonic() - started:.0f} s\n", flush=True)
+
+        sampled: RssPeak | None = None
+        for hops in range(1, 5):
+            station = stations[hops]
+            log_seen = len(station.output())
+            for item in items:
+                if hops == 4 and item.label == "1 MB":
+                    with RssPeak(relays) as sampled:
+                        seconds, bad = fetch_round(station, item, args.repeat, sampled.mark)
+                else:
+                    seconds, bad = fetch_round(station, item, args.repeat)
+                wrong += bad
+                item.seconds[hops] = seconds
+                taken = paths_taken(station.output()[log_seen:])
+                log_seen = len(station.output())
+                ways = sorted(set(taken))
+                print(f"  {item.label:>5} at {CALLS[hops]} ({hops} hop{'s' if hops > 1 else ' '}): "
+                      f"median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s, "
+                      f"{args.repeat - bad}/{args.repeat} bodies exact; "
+                      f"{len(taken)} fetched: {'; '.join(ways) or 'path not logged'}",
+                      flush=True)
+
+        print("\nadded time per hop (least-squares slope of the medians):")
+        for item in items:
+            medians = {h: statistics.median(s) for h, s in item.seconds.items()}
+            row = "  ".join(f"{h} hop{'s' if h > 1 else ' '} {medians[h]:.3f} s"
+                            for h in sorted(medians))
+            print(f"  {item.label:>5}: {row}; slope {slope_ms(medians, range(1, 5)):.1f} ms/hop "
+                  f"over 1-4 hops, {slope_ms(medians, range(2, 5)):.1f} ms/hop over 2-4 "
+                  f"(forwarding only)")
+
+        assert sampled is not None
+        print(f"\nrelay RSS during the 1 MB fetches at {CALLS[4]} (VmRSS every "
+              f"{RSS_INTERVAL * 1e3:.0f} ms; before any fetch / before these fetches / peak):")
+        increases = {}
+        for name in relays:
+            increases[name] = sampled.peak[name] - sampled.before[name]
+            trace = " ".join(f"{(rss - sampled.before[name]) / 1024:+.0f}"
+                             for rss in sampled.after_each[name])
+            print(f"  {name:<14} {rss_start[name] / 1e6:6.1f} / {sampled.before[name] / 1e6:6.1f}"
+                  f" / {sampled.peak[name] / 1e6:6.1f} MB  peak increase "
+                  f"{increases[name] / 1024:5.0f} KB; after each GET {trace} KB")
+        largest = max(increases, key=increases.__getitem__)
+        print(f"  largest peak increase {increases[largest] / 1024:.0f} KB ({largest}), sum over "
+              f"the 6 processes {sum(increases.values()) / 1024:.0f} KB  [target under 1 MB per "
+              f"process: {'met' if increases[largest] < RSS_LIMIT else 'MISSED'}]")
+
+        kept = [f"{CALLS[i]} {item.label}" for i in range(1, 5) for item in items
+                if (entry_at(stations[i], CALLS[0], item.path) or {}).get("hasBody")]
+        print(f"bodies held away from {CALLS[0]} at the end: {', '.join(kept) or 'none'}")
+    finally:
+        with ThreadPoolExecutor(len(stations)) as pool:
+            list(pool.map(lambda station: station.stop(), stations))
+        if not args.keep:
+            shutil.rmtree(root_dir, ignore_errors=True)
+        else:
+            print(f"data dirs kept in {root_dir}")
+    print(f"wrong bodies: {wrong}; total {time.monotonic() - started:.0f} s")
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
