@@ -39,14 +39,17 @@ from certificates.x509tools import sign_message
 spec = json.load(open(sys.argv[1]))
 for root in spec["roots"]:
     s.trustroot_add(certificate=root)
+token = ""
 if spec.get("certificate"):
     key = serialization.load_pem_private_key(spec["key"].encode(), None)
     nonce = "console-" + spec["callsign"]
     signature = sign_message(key, s.claim_message(nonce))
-    s.station_claim(certificate=spec["certificate"], chain=spec["chain"],
-                    callsign=spec["callsign"], nonce=nonce,
-                    signature=base64.b64encode(signature).decode(), nonce_checked=True)
+    token = s.station_claim(certificate=spec["certificate"], chain=spec["chain"],
+                            callsign=spec["callsign"], nonce=nonce,
+                            signature=base64.b64encode(signature).decode(),
+                            nonce_checked=True).access_token
 print("provisioned", s.station_credential()["stationId"] if spec.get("certificate") else "")
+print("owner-token", token)
 """
 
 
@@ -61,7 +64,9 @@ def run_django(station: StationProcess, body: str, *args: str) -> str:
 
 
 def provision(station: StationProcess, *, roots: list[pki.Identity],
-              owner: pki.Identity | None, callsign: str = "") -> None:
+              owner: pki.Identity | None, callsign: str = "") -> str:
+    """Trust `roots`; with an `owner`, claim the station for `callsign`. Returns the owner's
+    API token from the claim ("" without an owner)."""
     migrate(station.data_dir, station.env)
     spec = {"roots": [r.pem for r in roots]}
     if owner is not None:
@@ -69,7 +74,9 @@ def provision(station: StationProcess, *, roots: list[pki.Identity],
                     key=pki.private_pem(owner.key).decode())
     path = Path(station.data_dir) / "provision.json"
     path.write_text(json.dumps(spec))
-    run_django(station, PROVISION, str(path))
+    output = run_django(station, PROVISION, str(path))
+    return next((line.split(" ", 1)[1].strip() for line in output.splitlines()
+                 if line.startswith("owner-token ")), "")
 
 
 def add_certificate(station: StationProcess, identity: pki.Identity) -> str:

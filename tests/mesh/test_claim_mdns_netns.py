@@ -11,8 +11,6 @@ import sys
 import pytest
 
 from tests.certificates import pki
-from tests.environment import requirement_missing
-from tests.mesh.netns import Lan, netns_available
 from tests.mesh.stations import provision
 from tests.mesh.stations import wait_for as wait_until
 
@@ -37,17 +35,6 @@ print(json.dumps(post("/api/claim-station", {
     "station": {"callsign": spec["callsign"]}, "nonce": nonce["nonce"],
     "signature": base64.b64encode(signature).decode()})))
 """
-
-
-@pytest.fixture
-def lan():
-    if not netns_available():
-        requirement_missing("needs root and `ip netns` (network namespaces)")
-    network = Lan()
-    try:
-        yield network
-    finally:
-        network.close()
 
 
 def _callsign_seen(observer, claimed) -> str | None:

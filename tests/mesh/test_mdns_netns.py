@@ -8,22 +8,10 @@ import time
 
 import pytest
 
-from tests.environment import requirement_missing
-from tests.mesh.netns import Lan, netns_available, sees, state_of
+from tests.mesh.netns import sees, state_of
 from tests.mesh.stations import wait_for as wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
-
-
-@pytest.fixture
-def lan():
-    if not netns_available():
-        requirement_missing("needs root and `ip netns` (network namespaces)")
-    network = Lan()
-    try:
-        yield network
-    finally:
-        network.close()
 
 
 def test_three_stations_find_each_other_and_notice_a_dropped_link(lan):
