@@ -187,9 +187,6 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     nxt = await sync_to_async(_next_hop)(payload["dest"])
     if nxt is None:
         raise ForwardError("no_route", f"no route to {payload['dest'][:12]} ({where})")
-    if nxt == link.peer_station_id:
-        raise ForwardError("dead_end", f"the only route to {payload['dest'][:12]} leads back "
-                                       f"where the request came from ({where})")
     state["next"] = nxt
     await _state_put(payload["rid"], state)
     onward = {**payload, "ttl": ttl, "hop": hop + 1}

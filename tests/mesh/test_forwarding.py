@@ -5,21 +5,23 @@ station but A keeps it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
 
 from mesh import protocol
 from mesh.forwarding import signed_message
-
 from tests.catalog.test_replication import entry_at, fetch, publish
 from tests.certificates import pki
 from tests.harness import StationProcess
-from tests.mesh.stations import FakeStation, wait_for
+from tests.mesh.stations import FakeStation, run_django, wait_for
 from tests.mesh.test_link_both_ends import _bring_up
 
 pytestmark = pytest.mark.integration
@@ -74,14 +76,14 @@ def test_personal_page_opens_three_hops_away_and_no_relay_keeps_it(line, tmp_pat
     body = bytes(range(256)) * 400 + b"personal notes"  # ~100 KB: several chunks
     publish(a, tmp_path, "notes.bin", body, 4)
     wait_for(lambda: entry_at(d, CALLS[0], "notes.bin") is not None, 60, "metadata at D")
-    status, got, headers = fetch(d, f"/c/{CALLS[0]}/notes.bin")
+    status, got, _headers = fetch(d, f"/c/{CALLS[0]}/notes.bin")
     assert status == 200, got[:500]
     assert got == body
     for station in (b, c, d):
         assert not entry_at(station, CALLS[0], "notes.bin")["hasBody"]
     assert entry_at(a, CALLS[0], "notes.bin")["hasBody"]
     # ETag and Range behave as for a local body.
-    status, part, headers = fetch(d, f"/c/{CALLS[0]}/notes.bin", Range="bytes=10-19")
+    status, part, _ = fetch(d, f"/c/{CALLS[0]}/notes.bin", Range="bytes=10-19")
     assert status == 206 and part == body[10:20]
 
 
@@ -112,7 +114,8 @@ async def test_bad_forward_requests_are_refused_with_a_reason_and_the_link_lives
     a_id = a.get("/api/status")[1]["stationId"]
     entry_id = publish(a, tmp_path, "bad-input.txt", b"held by A only", 4)
     wait_for(lambda: (route(d, CALLS[0]) or {}).get("hops") == 3, 120, "D routes to A")
-    async with websockets.connect(d.url.replace("http", "ws") + "/ws/coordinate") as ws:
+    async with websockets.connect(d.url.replace("http", "ws") + "/ws/coordinate",
+                                  ping_interval=None) as ws:
         assert (await fake.handshake(ws))["type"] == "WELCOME"
         answers = {
             "ttl over 10": await _forward(fake, ws, _request(fake, a_id, entry_id, ttl=11)),
@@ -136,3 +139,63 @@ async def test_bad_forward_requests_are_refused_with_a_reason_and_the_link_lives
     log = d.output()
     for code in ("bad_ttl", "forged_origin", "loop"):
         assert f"error={code}" in log, code
+
+
+_INJECT = """
+import datetime as dt, sys
+from mesh.models import Route
+Route.objects.update_or_create(destination=sys.argv[1], defaults=dict(
+    next_hop=sys.argv[2], cost=200, hops=2, seqno=1, refreshed_at=dt.datetime.now(dt.UTC)))
+print("injected")
+"""
+
+
+def _inject_loop(b: StationProcess, c: StationProcess, ids: dict, ghost: str) -> None:
+    """Stale routes to `ghost` forced into B (via C) and C (via B), side by side."""
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda pair: run_django(pair[0], _INJECT, ghost, pair[1]),
+                      ((b, ids["c"]), (c, ids["b"]))))
+
+
+@pytest.mark.timeout(600)
+async def test_an_injected_loop_is_stopped_by_the_seen_set_and_the_ttl(line, ca, tmp_path):
+    """meshd's own table cannot loop (Babel's feasibility condition); stale rows forced into
+    two stations' stored routes can: B sends a request for a ghost station to C and C back to
+    B. The seen-set stops it at B on its second visit; a TTL of 2 stops it at C first."""
+    a, b, c, _ = line
+    _, issuer = ca
+    fake = FakeStation.make(pki.issue(issuer, callsign="DL9LOP"), "DL9LOP")
+    ids = {name: station.get("/api/status")[1]["stationId"]
+           for name, station in (("a", a), ("b", b), ("c", c))}
+    entry_id = publish(a, tmp_path, "loop.txt", b"only A has this", 4)
+    wait_for(lambda: entry_at(b, CALLS[0], "loop.txt") and entry_at(c, CALLS[0], "loop.txt"),
+             60, "the entry's metadata at B and C")
+    ghost = secrets.token_hex(16)
+    async with websockets.connect(b.url.replace("http", "ws") + "/ws/coordinate",
+                                  ping_interval=None) as ws:
+        assert (await fake.handshake(ws))["type"] == "WELCOME"
+        answers = {}
+        for ttl in (8, 2):
+            # meshd rewrites the stored table every few seconds: inject again until it held
+            # for the whole (sub-second) trip.
+            for _ in range(5):
+                await asyncio.to_thread(_inject_loop, b, c, ids, ghost)
+                answer = await _forward(fake, ws, _request(fake, ghost, entry_id, ttl=ttl))
+                if answer["payload"].get("error") != "no_route":
+                    break
+            answers[ttl] = answer["payload"]
+        assert answers[8]["error"] == "loop", answers
+        assert f"at {CALLS[1]}, hop 3" in answers[8]["detail"], answers
+        assert answers[2]["error"] == "ttl_expired", answers
+        assert f"at {CALLS[2]}, hop 2" in answers[2]["detail"], answers
+    # Nothing circulates afterwards: no more refusals (or forwards) show up in either log
+    # during a window well above the round trip of a hop (a negative, so it is a window).
+    def refusals() -> tuple[int, int]:
+        return (b.output().count("mesh forward refused"),
+                c.output().count("mesh forward refused"))
+
+    before = refusals()
+    window = time.monotonic() + 2.0
+    while time.monotonic() < window:
+        assert refusals() == before
+        await asyncio.sleep(0.2)
