@@ -3,9 +3,10 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from mesh import selectors, services
-from mesh.models import Link, MeshBlacklistEntry, NetworkModeChange, Peer
+from mesh.models import Link, MeshBlacklistEntry, NetworkModeChange, Peer, Route
 
 
 class LinkInline(admin.TabularInline):
@@ -63,3 +64,40 @@ class NetworkModeChangeAdmin(admin.ModelAdmin):
         self.message_user(request, f"Current network mode: {mode['mode']}"
                           + (f" ({detail})" if detail else ""), messages.INFO)
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    """meshd's routing table, read-only: meshd replaces it on every change."""
+
+    list_display = ["destination", "destination_callsign", "next_hop", "next_hop_name", "cost",
+                    "hops", "seqno", "age", "lan_next_hop"]
+    search_fields = ["destination", "next_hop", "lan_next_hop", "known_callsign",
+                     "known_next_hop_callsign"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Route]:
+        return selectors.routes_annotated()
+
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        return ["cost", "known_callsign", "destination"]  # as /api/routes, callsigns filled
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Route | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Route | None = None) -> bool:
+        return False
+
+    @admin.display(description="callsign", ordering="known_callsign")
+    def destination_callsign(self, route: Route) -> str:
+        return route.known_callsign  # type: ignore[attr-defined]
+
+    @admin.display(description="next hop callsign", ordering="known_next_hop_callsign")
+    def next_hop_name(self, route: Route) -> str:
+        return route.known_next_hop_callsign  # type: ignore[attr-defined]
+
+    @admin.display(description="age (s)", ordering="-refreshed_at")
+    def age(self, route: Route) -> float:
+        return route.age_at(timezone.now())

@@ -1,11 +1,12 @@
 """`/api/peers`, `/api/local-servers`, `/api/mesh/ping`, `/api/mesh/blacklist`,
-`/api/mesh/network`."""
+`/api/mesh/network`, `/api/routes`."""
 
 from __future__ import annotations
 
 import functools
 
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +22,7 @@ from mesh.serializers import (
     MeshPeerCreateSerializer,
     MeshPeerSerializer,
     MeshPingSerializer,
+    MeshRoutesSerializer,
 )
 from meshsite.api_errors import ApiError
 from meshsite.serializers import ErrorResponseSerializer
@@ -123,3 +125,39 @@ class MeshNetworkApi(APIView):
                    summary="Network mode (online / offline / degraded) and the probe results")
     def get(self, request: Request) -> Response:
         return Response(selectors.network_mode_get())
+
+
+class RouteListApi(APIView):
+    """GET: anyone, as GET /api/peers (no authentication, no permission check)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="routes_list", summary="Routing table: how meshd reaches each station",
+        description="meshd's distance-vector routing table as it last stored it (on every "
+                    "change, at most about once a second): for each station reachable through "
+                    "the mesh, the neighbour traffic goes to (`nextHop`), the route's `cost` "
+                    "(sum of link costs, lower is better), `hops`, the destination's `seqno`, "
+                    "and `age`, seconds since an update refreshed it. `lanOnly` is the best "
+                    "route over LAN/IP links only (for traffic that must not go on the air), "
+                    "null when there is none. Ordered by cost, then callsign. Callsigns meshd "
+                    "did not know come from the peer list; empty when unknown there too. An "
+                    "empty list: meshd has learnt no route (no link up, or meshd not running).",
+        parameters=[OpenApiParameter(
+            "destination", str,
+            description="Only the route to this station: a station id (32 hex digits) or a "
+                        "callsign.")],
+        responses={200: MeshRoutesSerializer,
+                   400: OpenApiResponse(ErrorResponseSerializer,
+                                        description="`destination` is neither a station id "
+                                                    "nor a callsign (`bad_destination`).")},
+    )
+    def get(self, request: Request) -> Response:
+        destination = request.query_params.get("destination") or None
+        try:
+            rows = selectors.routes(destination=destination)
+        except ValueError as exc:
+            raise ApiError("bad_destination", f"destination: {exc}") from exc
+        return Response(MeshRoutesSerializer({"count": len(rows), "routes": rows},
+                                             context={"now": timezone.now()}).data)

@@ -1,6 +1,9 @@
-"""Peers, their links, the network mode log and blacklist entries heard from the mesh."""
+"""Peers, their links, the network mode log, blacklist entries heard from the mesh and meshd's
+routing table."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.db import models
 
@@ -125,3 +128,51 @@ class MeshBlacklistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fingerprint[:16]} by {self.signer_station_id[:12] or 'unsigned'}"
+
+
+class Route(models.Model):
+    """meshd's routing table as it last stored it: the selected route to each station it can
+    reach through the mesh. It belongs to meshd, which replaces it whole on every change
+    (`services.routes_store`); everything else only reads it."""
+
+    destination = models.CharField(max_length=64, unique=True,
+                                   help_text="Station id of the station this route reaches.")
+    callsign = models.CharField(max_length=16, blank=True,
+                                help_text="The destination's callsign as meshd knew it; empty: "
+                                          "unknown to meshd (read from the peer list instead).")
+    next_hop = models.CharField(max_length=64,
+                                help_text="Station id of the linked neighbour traffic for the "
+                                          "destination is handed to.")
+    next_hop_callsign = models.CharField(max_length=16, blank=True,
+                                         help_text="The next hop's callsign as meshd knew it; "
+                                                   "empty: unknown to meshd.")
+    cost = models.PositiveIntegerField(
+        help_text="Route metric: the sum of the link costs along the way (lower is better; "
+                  "65535 is unreachable).")
+    hops = models.PositiveSmallIntegerField(help_text="Links between this station and the "
+                                                      "destination (1: a direct neighbour).")
+    seqno = models.PositiveIntegerField(help_text="The destination's sequence number this route "
+                                                  "carries (16-bit, wraps around).")
+    refreshed_at = models.DateTimeField(help_text="When an update from the next hop last "
+                                                  "refreshed this route.")
+    lan_next_hop = models.CharField(max_length=64, blank=True,
+                                    help_text="Next hop of the best route over LAN/IP links "
+                                              "only (no hop on the air); empty: none.")
+    lan_cost = models.PositiveIntegerField(null=True, blank=True,
+                                           help_text="Metric of the LAN/IP-only route; empty: "
+                                                     "none.")
+    lan_hops = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                help_text="Hops of the LAN/IP-only route; empty: "
+                                                          "none.")
+    updated_at = models.DateTimeField(auto_now=True,
+                                      help_text="When meshd last changed this row.")
+
+    class Meta:
+        ordering = ["cost", "callsign", "destination"]
+
+    def __str__(self) -> str:
+        return f"{self.callsign or self.destination} via {self.next_hop_callsign or self.next_hop}"
+
+    def age_at(self, now: datetime) -> float:
+        """Seconds since the route was last refreshed, one decimal (never negative)."""
+        return round(max(0.0, (now - self.refreshed_at).total_seconds()), 1)

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 
-from mesh import trust
-from mesh.models import MeshBlacklistEntry, Peer
+from mesh import services, trust
+from mesh.models import MeshBlacklistEntry, Peer, Route
 from meshsite.redisconn import get_redis
 from meshsite.version import full_version
 
@@ -130,3 +131,61 @@ def live_members() -> dict[str, Any]:
 
 def now() -> float:
     return time.time()
+
+
+# -- routing table ----------------------------------------------------------------------------
+
+def _callsign_known(field: str, station_field: str, *others: QuerySet) -> Coalesce:
+    """The callsign meshd stored in `field`, else the first of `others` (rows of the station in
+    `station_field`) with one, else the peer list's, else ""."""
+    peer = Peer.objects.filter(station_id=OuterRef(station_field))
+    sources = [Subquery(rows.exclude(callsign="").values("callsign")[:1])
+               for rows in (*others, peer)]
+    return Coalesce(NullIf(F(field), Value("")), *sources, Value(""))
+
+
+def routes_annotated() -> QuerySet[Route]:
+    """Every stored route with `known_callsign` and `known_next_hop_callsign`: the callsign meshd
+    stored, else (next hop) the one stored with the route to the next hop, else `Peer.callsign`
+    of that station id, else "" (one query, for lists and the admin)."""
+    next_hop_route = Route.objects.filter(destination=OuterRef("next_hop"))
+    return Route.objects.annotate(
+        known_callsign=_callsign_known("callsign", "destination"),
+        known_next_hop_callsign=_callsign_known("next_hop_callsign", "next_hop",
+                                                next_hop_route))
+
+
+def _route_destination_q(text: str) -> Q:
+    value = text.strip()
+    if services.STATION_ID_RE.fullmatch(value.lower()):
+        return Q(destination=value.lower())
+    try:
+        callsign = services._callsign_clean(value) if value else ""
+    except services.MeshError:
+        callsign = ""
+    if not callsign:
+        raise ValueError(f"{text!r} is neither a station id (32 hex digits) nor a callsign (up "
+                         f"to 16 letters, digits, / or -)")
+    return Q(known_callsign=callsign)
+
+
+def _known_callsigns(route: Route) -> Route:
+    route.callsign = route.known_callsign
+    route.next_hop_callsign = route.known_next_hop_callsign
+    return route
+
+
+def routes(*, destination: str | None = None) -> list[Route]:
+    """meshd's routing table by cost, then callsign; blank callsigns filled from the peer list.
+    `destination`: only the route to that station, by station id or callsign (ValueError
+    saying what is wrong when it is neither)."""
+    rows = routes_annotated().order_by("cost", "known_callsign", "destination")
+    if destination is not None:
+        rows = rows.filter(_route_destination_q(destination))
+    return [_known_callsigns(route) for route in rows]
+
+
+def route_to(station_id: str) -> Route | None:
+    """The stored route to `station_id`, callsigns filled as in `routes`, or None."""
+    route = routes_annotated().filter(destination=station_id).first()
+    return None if route is None else _known_callsigns(route)

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from mesh.models import Route
 
 
 class MeshLinkSerializer(serializers.Serializer):
@@ -80,3 +85,45 @@ class MeshNetworkSerializer(serializers.Serializer):
     checkedAt = serializers.FloatField(required=False)
     targets = serializers.ListField(child=serializers.DictField(), required=False)
     detail = serializers.CharField(required=False)
+
+
+class MeshRouteLanOnlySerializer(serializers.Serializer):
+    nextHop = serializers.CharField(source="lan_next_hop",
+                                    help_text="Station id of the next hop over LAN/IP links only.")
+    cost = serializers.IntegerField(source="lan_cost")
+    hops = serializers.IntegerField(source="lan_hops")
+
+
+class MeshRouteSerializer(serializers.Serializer):
+    """One route of the station's routing table."""
+
+    destination = serializers.CharField(help_text="Station id of the destination.")
+    callsign = serializers.CharField(
+        help_text="The destination's callsign (meshd's, else the peer list's); empty: unknown.")
+    nextHop = serializers.CharField(source="next_hop",
+                                    help_text="Station id of the neighbour traffic goes to.")
+    nextHopCallsign = serializers.CharField(source="next_hop_callsign",
+                                            help_text="The next hop's callsign; empty: unknown.")
+    cost = serializers.IntegerField(help_text="Route metric, lower is better; 65535: unreachable.")
+    hops = serializers.IntegerField(help_text="Links to the destination (1: a neighbour).")
+    seqno = serializers.IntegerField(help_text="The destination's sequence number (16-bit).")
+    age = serializers.SerializerMethodField(
+        help_text="Seconds since an update last refreshed the route, one decimal.")
+    lanOnly = serializers.SerializerMethodField(
+        help_text="The best route over LAN/IP links only (no hop on the air), or null when "
+                  "there is none.")
+
+    def get_age(self, route: Route) -> float:
+        # context["now"]: one instant for every age in a response
+        return route.age_at(self.context.get("now") or timezone.now())
+
+    @extend_schema_field(MeshRouteLanOnlySerializer(allow_null=True))
+    def get_lanOnly(self, route: Route) -> dict[str, Any] | None:
+        if not route.lan_next_hop:
+            return None
+        return MeshRouteLanOnlySerializer(route).data
+
+
+class MeshRoutesSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="How many routes follow.")
+    routes = MeshRouteSerializer(many=True)

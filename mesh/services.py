@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mesh import membership, protocol, trust
-from mesh.models import Link, MeshBlacklistEntry, NetworkModeChange, Peer
+from mesh.models import Link, MeshBlacklistEntry, NetworkModeChange, Peer, Route
 from meshsite.redisconn import get_redis
 
 logger = logging.getLogger(__name__)
@@ -562,3 +563,135 @@ def membership_publish(*, members: dict[str, Any]) -> None:
 
 
 STATE_NAMES = membership.STATES
+
+
+# -- routing table (meshd's, for the operator) ------------------------------------------------
+
+# A station id is the first 16 bytes of SHA-256 over the station key, in lowercase hex
+# (certificates.x509tools.station_id_for).
+STATION_ID_RE = re.compile(r"[0-9a-f]{32}")
+ROUTE_KEYS = frozenset({"destination", "callsign", "next_hop", "next_hop_callsign", "cost",
+                        "hops", "seqno", "refreshed_at", "lan_next_hop", "lan_cost", "lan_hops"})
+_ROUTE_UPDATED = [*sorted(ROUTE_KEYS - {"destination"}), "updated_at"]  # what a store rewrites
+ROUTE_METRIC_MAX = 0xFFFF  # mesh.link_cost.INFINITY: unreachable
+ROUTE_HOPS_MAX = 255
+ROUTE_SEQNO_MAX = 0xFFFF
+_ROUTE_BATCH = 500  # ids per DELETE ... IN (...): well within every backend's parameter limit
+
+
+def _route_station_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not STATION_ID_RE.fullmatch(value):
+        raise ValueError(f"{where}: a station id is 32 lowercase hex digits, got {value!r}")
+    return value
+
+
+def _route_integer(value: Any, where: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{where}: an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _route_callsign(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: a callsign string (\"\" when unknown), got {value!r}")
+    try:
+        return _callsign_clean(value)
+    except MeshError as exc:
+        raise ValueError(f"{where}: {exc.detail}, got {value!r}") from exc
+
+
+def _route_clean(row: Any, index: int, self_station_id: str) -> dict[str, Any]:
+    """One row of meshd's table as the Route fields, or ValueError naming the bad field."""
+    if not isinstance(row, dict):
+        raise ValueError(f"rows[{index}]: a route is a dict, got {type(row).__name__}")
+    missing, unknown = ROUTE_KEYS - row.keys(), row.keys() - ROUTE_KEYS
+    if missing or unknown:
+        raise ValueError(f"rows[{index}]: missing {', '.join(sorted(missing)) or 'nothing'}; "
+                         f"unknown {', '.join(sorted(map(str, unknown))) or 'nothing'}")
+    at = f"rows[{index}]."
+    destination = _route_station_id(row["destination"], at + "destination")
+    if destination == self_station_id:
+        raise ValueError(f"{at}destination: {destination} is this station itself; "
+                         f"meshd stores no route to itself")
+    next_hop = _route_station_id(row["next_hop"], at + "next_hop")
+    if next_hop == self_station_id:
+        raise ValueError(f"{at}next_hop: {next_hop} is this station itself; a next hop is a "
+                         f"linked neighbour")
+    refreshed_at = row["refreshed_at"]
+    if not isinstance(refreshed_at, datetime) or timezone.is_naive(refreshed_at):
+        raise ValueError(f"{at}refreshed_at: an aware datetime, got {refreshed_at!r}")
+    clean = {
+        "destination": destination, "next_hop": next_hop, "refreshed_at": refreshed_at,
+        "callsign": _route_callsign(row["callsign"], at + "callsign"),
+        "next_hop_callsign": _route_callsign(row["next_hop_callsign"], at + "next_hop_callsign"),
+        "cost": _route_integer(row["cost"], at + "cost", 0, ROUTE_METRIC_MAX),
+        "hops": _route_integer(row["hops"], at + "hops", 1, ROUTE_HOPS_MAX),
+        "seqno": _route_integer(row["seqno"], at + "seqno", 0, ROUTE_SEQNO_MAX),
+        "lan_next_hop": "", "lan_cost": None, "lan_hops": None,
+    }
+    if row["lan_next_hop"] == "":
+        for key in ("lan_cost", "lan_hops"):
+            if row[key] is not None:
+                raise ValueError(f"{at}{key}: must be None when lan_next_hop is empty (no "
+                                 f"LAN/IP-only route), got {row[key]!r}")
+        return clean
+    clean["lan_next_hop"] = _route_station_id(row["lan_next_hop"], at + "lan_next_hop")
+    if clean["lan_next_hop"] == self_station_id:
+        raise ValueError(f"{at}lan_next_hop: {self_station_id} is this station itself; a next "
+                         f"hop is a linked neighbour")
+    clean["lan_cost"] = _route_integer(row["lan_cost"], at + "lan_cost", 0, ROUTE_METRIC_MAX)
+    clean["lan_hops"] = _route_integer(row["lan_hops"], at + "lan_hops", 1, ROUTE_HOPS_MAX)
+    return clean
+
+
+def routes_store(rows: list[dict[str, Any]], *, self_station_id: str) -> dict[str, int]:
+    """Replace the stored routing table with meshd's `rows` (the operator's view of it).
+
+    Each row is a dict with exactly the keys of `ROUTE_KEYS`: destination, next_hop and
+    lan_next_hop ("" for none) station ids; callsign and next_hop_callsign ("" when unknown);
+    cost (0-65535), hops (1-255), seqno (0-65535); refreshed_at an aware datetime; lan_cost and
+    lan_hops None exactly when lan_next_hop is "". Every row is checked before anything is
+    written: a bad one raises ValueError naming it and its field (`rows[3].cost: ...`) and the
+    stored table stays as it was. A route to `self_station_id` is refused the same way.
+
+    In one transaction, destinations no longer present are deleted, changed rows updated and
+    new ones created, in bulk. Returns the counts: {"created", "updated", "deleted"}."""
+    _route_station_id(self_station_id, "self_station_id")
+    if not isinstance(rows, list | tuple):
+        raise ValueError(f"rows: a list of route dicts, got {type(rows).__name__}")
+    wanted: dict[str, dict[str, Any]] = {}
+    for index, row in enumerate(rows):
+        clean = _route_clean(row, index, self_station_id)
+        if clean["destination"] in wanted:
+            raise ValueError(f"rows[{index}].destination: {clean['destination']} appears twice; "
+                             f"a table has one route per destination")
+        wanted[clean["destination"]] = clean
+    now = timezone.now()
+    with transaction.atomic():
+        # Only meshd writes this table and one meshd runs, but an old one may not be gone yet:
+        # the row locks (PostgreSQL; SQLite's IMMEDIATE transaction locks the whole database)
+        # keep two diffs from interleaving. Two stores creating the same new destination at
+        # once still collide on the unique index: IntegrityError, and meshd stores again.
+        stored = {route.destination: route for route in Route.objects.select_for_update()}
+        gone = [route.pk for destination, route in stored.items() if destination not in wanted]
+        for start in range(0, len(gone), _ROUTE_BATCH):
+            Route.objects.filter(pk__in=gone[start:start + _ROUTE_BATCH]).delete()
+        changed, new = [], []
+        for destination, fields in wanted.items():
+            route = stored.get(destination)
+            if route is None:
+                new.append(Route(**fields, updated_at=now))
+            elif any(getattr(route, key) != value for key, value in fields.items()):
+                for key, value in fields.items():
+                    setattr(route, key, value)
+                route.updated_at = now  # bulk_update does not apply auto_now
+                changed.append(route)
+        Route.objects.bulk_update(changed, _ROUTE_UPDATED, batch_size=_ROUTE_BATCH)
+        Route.objects.bulk_create(new, batch_size=_ROUTE_BATCH)
+    return {"created": len(new), "updated": len(changed), "deleted": len(gone)}
+
+
+def routes_clear() -> int:
+    """Forget the stored routing table (meshd starts with an empty one). Returns the count."""
+    deleted, _ = Route.objects.all().delete()
+    return deleted

@@ -8,6 +8,7 @@ from mesh.api import (
     MeshNetworkApi,
     MeshPingApi,
     PeerListCreateApi,
+    RouteListApi,
 )
 
 urlpatterns = [
@@ -16,4 +17,5 @@ urlpatterns = [
     path("api/mesh/ping", MeshPingApi.as_view(), name="mesh-ping"),
     path("api/mesh/blacklist", MeshBlacklistApi.as_view(), name="mesh-blacklist"),
     path("api/mesh/network", MeshNetworkApi.as_view(), name="mesh-network"),
+    path("api/routes", RouteListApi.as_view(), name="mesh-routes"),
 ]
