@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import json
 import os
 import random
 import re
@@ -81,7 +82,8 @@ class Published:
 
 
 def get(station: StationProcess, path: str, timeout: float = 120) -> tuple[int, bytes]:
-    request = urllib.request.Request(station.url + path)
+    # A body is served whatever the Accept; a failure then comes back as JSON with its reason.
+    request = urllib.request.Request(station.url + path, headers={"Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -207,6 +209,14 @@ def publish(station: StationProcess, directory: Path, item: Published) -> None:
     item.url_path = result.stdout.split("published ", 1)[1].split()[0]
 
 
+def failure_reason(body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body[:300].decode("utf-8", "replace")
+    return f"{answer.get('error')}: {answer.get('detail')}" if isinstance(answer, dict) else ""
+
+
 def fetch_round(station: StationProcess, item: Published, repeat: int,
                 after_each: Callable[[], None] | None = None) -> tuple[list[float], int]:
     """`repeat` timed GETs; returns the seconds of each and how many bodies were wrong."""
@@ -220,7 +230,7 @@ def fetch_round(station: StationProcess, item: Published, repeat: int,
         seconds.append(time.perf_counter() - started)
         if status != 200 or body != item.body:
             wrong += 1
-            detail = "" if status == 200 else ": " + body[:300].decode("utf-8", "replace")
+            detail = "" if status == 200 else ": " + failure_reason(body)
             print(f"    WRONG: {item.url_path} at {station.url}: status {status}, "
                   f"{len(body)} bytes{detail}", flush=True)
         if after_each is not None:
