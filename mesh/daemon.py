@@ -111,7 +111,8 @@ class MeshDaemon:
             self.local.station_id, seqno_path=settings.DATA_DIR / "routing-seqno",
             interval=settings.MESH_ROUTE_INTERVAL, ping_interval=settings.MESH_PROBE_INTERVAL,
             ping_timeout=settings.MESH_SUSPECT_AFTER, store=self.store_routes,
-            on_ping=self.link_pinged)
+            on_ping=self.link_pinged,
+            own_callsign=lambda: self.local.callsign if self.local else "")
         router.ACTIVE = self.router
         await _db(services.routes_clear)()
         with contextlib.suppress(Exception):

@@ -139,13 +139,22 @@ def _hop_timeout(ttl: int) -> float:
     return settings.MESH_FORWARD_TIMEOUT * max(1, ttl)
 
 
-def _next_hop(dest: str) -> str | None:
+def _route(dest: str) -> tuple[str, int] | None:
+    """(next hop, hops) of the stored route to `dest`, or None."""
     from mesh import selectors
 
     route = selectors.route_to(dest)
     if route is None:
         return None
-    return route["next_hop"] if isinstance(route, dict) else route.next_hop
+    if isinstance(route, dict):
+        return route["next_hop"], int(route["hops"])
+    return route.next_hop, int(route.hops)
+
+
+def _wait(ttl: int, hops: int) -> float:
+    """How long to wait for the next hop: by the hops the route says are left (a dead next
+    hop is given up on soon), never past what the TTL allows."""
+    return _hop_timeout(min(ttl, hops + 1))
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -184,14 +193,15 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     ttl = payload["ttl"] - 1
     if ttl < 1:
         raise ForwardError("ttl_expired", f"the TTL ran out ({where})")
-    nxt = await sync_to_async(_next_hop)(payload["dest"])
-    if nxt is None:
+    found = await sync_to_async(_route)(payload["dest"])
+    if found is None:
         raise ForwardError("no_route", f"no route to {payload['dest'][:12]} ({where})")
+    nxt, hops = found
     state["next"] = nxt
     await _state_put(payload["rid"], state)
     onward = {**payload, "ttl": ttl, "hop": hop + 1}
     try:
-        reply = await linkbus.request(nxt, FORWARD, onward, _hop_timeout(ttl))
+        reply = await linkbus.request(nxt, FORWARD, onward, _wait(ttl, hops))
     except linkbus.BusError as exc:
         raise ForwardError(exc.code, f"the next hop {nxt[:12]} did not answer: {exc.detail} "
                                      f"({where})") from exc
@@ -265,6 +275,7 @@ class Fetch:
         self.ttl = ttl or settings.MESH_FORWARD_TTL
         self.rid = uuid.uuid4().hex
         self.first_hop = ""
+        self.wait = _hop_timeout(self.ttl) + 2
         self.meta: dict[str, Any] = {}
 
     async def open(self) -> dict[str, Any]:
@@ -273,12 +284,14 @@ class Fetch:
             raise ForwardError("unclaimed", "this station is not claimed: it cannot sign a "
                                             "forwarded request")
         linked = await linkbus.linked_peers()
-        first = (self.dest if self.dest in linked or linkbus.local_link(self.dest)
-                 else await sync_to_async(_next_hop)(self.dest))
-        if first is None:
+        found = ((self.dest, 1) if self.dest in linked or linkbus.local_link(self.dest)
+                 else await sync_to_async(_route)(self.dest))
+        if found is None:
             raise ForwardError("no_route", f"no route to {self.dest[:12]} (at "
                                            f"{local.callsign or 'this station'}, hop 0)")
+        first, hops = found
         self.first_hop = first
+        self.wait = _wait(self.ttl, hops) + 2
         signature = await sync_to_async(trust.sign)(signed_message(
             self.rid, local.station_id, self.dest, self.kind, self.request))
         await _first_time(self.rid)  # our own request coming back is a loop
@@ -286,8 +299,7 @@ class Fetch:
                    "kind": self.kind, "request": self.request, "ttl": self.ttl, "hop": 1,
                    "credential": local.credential, "sig": protocol.b64encode(signature)}
         try:
-            self.meta = await linkbus.request(first, FORWARD, payload,
-                                              _hop_timeout(self.ttl) + 2)
+            self.meta = await linkbus.request(first, FORWARD, payload, self.wait)
         except linkbus.BusError as exc:
             raise ForwardError(exc.code, f"the first hop {first[:12]} did not answer: "
                                          f"{exc.detail}") from exc
@@ -304,7 +316,7 @@ class Fetch:
             linkbus.request(self.first_hop, FORWARD_CHUNK,
                             {"rid": self.rid, "offset": offset,
                              "length": min(CHUNK, size - offset)},
-                            _hop_timeout(self.ttl) + 2) for offset in offsets))
+                            self.wait) for offset in offsets))
         out = []
         for offset, reply in zip(offsets, replies, strict=True):
             data = base64.b64decode(reply.get("data") or "")

@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import os
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from mesh.link_cost import INFINITY, LinkStats
 logger = logging.getLogger(__name__)
 
 DEAD_AFTER_FAILURES = 3
+_CALLSIGN = re.compile(r"^[A-Z0-9/]{3,16}$")
 ACTIVE: Router | None = None  # meshd's router; None in the other processes
 BATCH = 400  # update rows per ROUTE_UPDATE message
 STORE_EVERY = 1.0
@@ -62,8 +64,10 @@ def significant(old: int, new: int) -> bool:
 class Router:
     def __init__(self, self_id: str, *, seqno_path: Path, interval: float, ping_interval: float,
                  ping_timeout: float, store: Any, callsigns: dict[str, str] | None = None,
-                 rf_peers: set[str] | None = None, on_ping: Any = None) -> None:
+                 rf_peers: set[str] | None = None, on_ping: Any = None,
+                 own_callsign: Any = None) -> None:
         self.self_id = self_id
+        self.own_callsign = own_callsign or (lambda: "")
         self.on_ping = on_ping  # async (peer, rtt or None) -> None: membership hears it too
         self.seqno_path = seqno_path
         self.interval = interval
@@ -169,6 +173,7 @@ class Router:
             return
         if peer not in self.stats:
             await self.link_up(peer)
+        self.learn_names(peer, payload.get("names"))
         now = self.now()
         out: list[dv.Outgoing] = []
         for message in messages:
@@ -182,6 +187,18 @@ class Router:
                 return
         self.changed = True
         await self.dispatch(out)
+
+    def learn_names(self, peer: str, names: Any) -> None:
+        """Callsigns a neighbour advertised with its updates; a linked neighbour's own callsign
+        (proven by its link) is never overwritten."""
+        if not isinstance(names, dict):
+            return
+        for station_id, callsign in list(names.items())[:BATCH + 1]:
+            if (isinstance(station_id, str) and isinstance(callsign, str)
+                    and _CALLSIGN.match(callsign) and station_id != self.self_id
+                    and (station_id not in self.stats or not self.callsigns.get(station_id))):
+                self.callsigns[station_id] = callsign
+                self.changed = True
 
     async def dispatch(self, out: list[dv.Outgoing]) -> None:
         """Send what the table returned: updates batched per neighbour, requests one by one."""
@@ -199,7 +216,17 @@ class Router:
     async def send_updates(self, peer: str, batch: list[dv.Update]) -> None:
         lan = peer not in self.rf_peers
         for start in range(0, len(batch), BATCH):
-            await self._send(peer, dv.updates_to_wire(batch[start:start + BATCH], lan=lan))
+            part = batch[start:start + BATCH]
+            payload = dv.updates_to_wire(part, lan=lan)
+            # Callsigns ride along for the operator's view (display only: routing and
+            # forwarding go by station id; a link proves only its own peer's callsign).
+            names = {u.destination: self.callsigns[u.destination] for u in part
+                     if self.callsigns.get(u.destination)}
+            if self.own_callsign():
+                names[self.self_id] = self.own_callsign()
+            if names:
+                payload["names"] = names
+            await self._send(peer, payload)
 
     async def _send(self, peer: str, payload: dict[str, Any]) -> None:
         kind = payload["type"]

@@ -6,12 +6,13 @@ station but A keeps it."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
 import secrets
+import sqlite3
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
@@ -21,7 +22,7 @@ from mesh.forwarding import signed_message
 from tests.catalog.test_replication import entry_at, fetch, publish
 from tests.certificates import pki
 from tests.harness import StationProcess
-from tests.mesh.stations import FakeStation, run_django, wait_for
+from tests.mesh.stations import FakeStation, wait_for
 from tests.mesh.test_link_both_ends import _bring_up
 
 pytestmark = pytest.mark.integration
@@ -141,20 +142,21 @@ async def test_bad_forward_requests_are_refused_with_a_reason_and_the_link_lives
         assert f"error={code}" in log, code
 
 
-_INJECT = """
-import datetime as dt, sys
-from mesh.models import Route
-Route.objects.update_or_create(destination=sys.argv[1], defaults=dict(
-    next_hop=sys.argv[2], cost=200, hops=2, seqno=1, refreshed_at=dt.datetime.now(dt.UTC)))
-print("injected")
-"""
+def _inject(station: StationProcess, ghost: str, next_hop: str) -> None:
+    """A stale route to `ghost` via `next_hop` written straight into the station's stored
+    table (SQLite, milliseconds: meshd rewrites the table every few seconds)."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(station.data_dir / "db.sqlite3", timeout=20) as db:
+        db.execute("DELETE FROM mesh_route WHERE destination = ?", (ghost,))
+        db.execute("INSERT INTO mesh_route (destination, callsign, next_hop, next_hop_callsign,"
+                   " cost, hops, seqno, refreshed_at, lan_next_hop, updated_at) VALUES "
+                   "(?, '', ?, '', 200, 2, 1, ?, '', ?)", (ghost, next_hop, now, now))
 
 
 def _inject_loop(b: StationProcess, c: StationProcess, ids: dict, ghost: str) -> None:
-    """Stale routes to `ghost` forced into B (via C) and C (via B), side by side."""
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda pair: run_django(pair[0], _INJECT, ghost, pair[1]),
-                      ((b, ids["c"]), (c, ids["b"]))))
+    """Stale routes to `ghost` forced into B (via C) and C (via B)."""
+    _inject(b, ghost, ids["c"])
+    _inject(c, ghost, ids["b"])
 
 
 @pytest.mark.timeout(600)
@@ -178,8 +180,8 @@ async def test_an_injected_loop_is_stopped_by_the_seen_set_and_the_ttl(line, ca,
         for ttl in (8, 2):
             # meshd rewrites the stored table every few seconds: inject again until it held
             # for the whole (sub-second) trip.
-            for _ in range(5):
-                await asyncio.to_thread(_inject_loop, b, c, ids, ghost)
+            for _ in range(10):
+                _inject_loop(b, c, ids, ghost)
                 answer = await _forward(fake, ws, _request(fake, ghost, entry_id, ttl=ttl))
                 if answer["payload"].get("error") != "no_route":
                     break

@@ -1,0 +1,140 @@
+"""Multi-hop routing between stations in network namespaces of their own, joined only by the
+cables each test lays (tests/mesh/topology.py), so two stations talk over IP only when a cable
+joins them and everything else goes through the mesh:
+
+- five in a line over shaped cables (delay, loss), each adding only its right-hand neighbour:
+  the last opens the first's personal page through three relays, byte for byte, and no relay
+  keeps a copy; its routes show the first four hops away;
+- a ring of four with one cheap side and one slow side: the page comes over the cheap side;
+  once that side's cable is cut it comes over the other, and the time it took is reported;
+- two partitions, each with its own content, joined by one new link: every station opens
+  everything.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.mesh.stations import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+ENV = {"MESHSITE_MESH_RECONNECT_MAX": "2", "MESHSITE_MESH_DIAL_LEARNT_PEERS": "off",
+       "MESHSITE_MESH_ROUTE_INTERVAL": "4"}
+
+
+def route(net, i: int, callsign: str) -> dict | None:
+    status, data = net.get_json(i, "/api/routes")
+    assert status == 200, data
+    return next((r for r in data["routes"] if r["callsign"] == callsign), None)
+
+
+def entry(net, i: int, origin: str, path: str) -> dict | None:
+    status, data = net.get_json(i, f"/api/content-catalog?origin={origin}&pageSize=500")
+    assert status == 200, data
+    return next((row for row in data["entries"] if row["path"] == path), None)
+
+
+def fetched_via(net, i: int) -> list[str]:
+    """The path (callsigns) of station i's last body fetched through the mesh, from its log."""
+    lines = [line for line in net.stations[i].output().splitlines()
+             if "body fetched through the mesh" in line]
+    if not lines:
+        return []
+    return lines[-1].split("via=", 1)[1].split()[0].strip('"').split(",")
+
+
+@pytest.mark.timeout(600)
+def test_five_in_a_line_open_a_personal_page_through_three_relays(topology):
+    calls = [f"DL{i}LI" for i in range(1, 6)]
+    net = topology(calls, [(0, 1), (1, 2), (2, 3), (3, 4)], env=ENV)
+    for i in range(4):
+        net.shape(i, i + 1, delay_ms=10, loss_pct=1)
+        net.add_peer(i, i + 1)
+    took = wait_for(lambda: (route(net, 4, calls[0]) or {}).get("hops") == 4, 120,
+                    "the last station routes to the first, four hops away")
+    first = route(net, 4, calls[0])
+    assert first["nextHopCallsign"] == calls[3]
+    assert [route(net, 4, calls[i])["hops"] for i in (1, 2, 3)] == [3, 2, 1]
+    body = bytes(range(256)) * 300 + b"\nfirst station's personal page\n"
+    net.publish(0, "personal.bin", body, 4, "application/octet-stream")
+    wait_for(lambda: entry(net, 4, calls[0], "personal.bin") is not None, 60,
+             "the entry's metadata at the last station")
+    started = time.monotonic()
+    response = net.get(4, f"/c/{calls[0]}/personal.bin", timeout=60)
+    fetch = time.monotonic() - started
+    assert response.status == 200, response.body[:500]
+    assert response.body == body
+    assert fetched_via(net, 4) == [calls[3], calls[2], calls[1], calls[0]]
+    for i in (1, 2, 3, 4):
+        assert not entry(net, i, calls[0], "personal.bin")["hasBody"], calls[i]
+    print(f"\nline of five over 10 ms / 1% cables: route 4 hops after {took:.1f}s, "
+          f"{len(body)} bytes fetched through three relays in {fetch:.2f}s")
+
+
+@pytest.mark.timeout(600)
+def test_a_ring_of_four_fails_over_to_the_other_side(topology):
+    calls = [f"DL{i}RI" for i in range(1, 5)]
+    net = topology(calls, [(0, 1), (1, 2), (2, 3), (3, 0)], env=ENV)
+    net.shape(0, 1, delay_ms=2)
+    net.shape(1, 2, delay_ms=2)
+    net.shape(2, 3, delay_ms=60)  # the slow side: a round trip of 120 ms per cable
+    net.shape(3, 0, delay_ms=60)
+    for i, j in ((0, 1), (1, 2), (2, 3), (3, 0)):
+        net.add_peer(i, j)
+    wait_for(lambda: (route(net, 2, calls[0]) or {}).get("nextHopCallsign") == calls[1], 120,
+             "station 3 routes to station 1 over the cheap side")
+    body = b"ring page " * 2000
+    net.publish(0, "ring.txt", body, 4)
+    wait_for(lambda: entry(net, 2, calls[0], "ring.txt") is not None, 60, "metadata at 3")
+
+    def over(side: int) -> bool:
+        answer = net.get(2, f"/c/{calls[0]}/ring.txt", timeout=60)
+        return answer.status == 200 and answer.body == body and fetched_via(net, 2) == [
+            calls[side], calls[0]]
+
+    # (Each GET fetches again: personal content is not kept away from its origin.)
+    wait_for(lambda: over(1), 60, "the page over the cheap side")
+
+    net.cut(0, 1)
+    cut_at = time.monotonic()
+
+    wait_for(lambda: over(3), 120, "the page over the other side after the cut")
+    healed = time.monotonic() - cut_at
+    rerouted = route(net, 2, calls[0])
+    assert rerouted["nextHopCallsign"] == calls[3], rerouted
+    print(f"\nring of four: cheap side cut; the page came over the other side "
+          f"{healed:.1f}s after the cut (route now {rerouted['cost']} via {calls[3]})")
+    assert healed < 90
+
+
+@pytest.mark.timeout(600)
+def test_two_partitions_joined_by_one_link_open_everything(topology):
+    calls = ["DL1PA", "DL2PA", "DL3PB", "DL4PB"]
+    net = topology(calls, [(0, 1), (1, 2), (2, 3)], env=ENV)
+    net.add_peer(0, 1)
+    net.add_peer(2, 3)
+    pages = {0: (b"west side bulletin", 3), 3: (b"east side bulletin", 1)}
+    for i, (body, priority) in pages.items():
+        net.publish(i, "bulletin.txt", body, priority)
+    wait_for(lambda: entry(net, 1, calls[0], "bulletin.txt") is not None
+             and entry(net, 2, calls[3], "bulletin.txt") is not None, 60,
+             "each partition has its own bulletin")
+    assert entry(net, 0, calls[3], "bulletin.txt") is None  # apart: no news across
+    net.add_peer(1, 2)
+    started = time.monotonic()
+
+    def everyone_opens_everything() -> list[str]:
+        missing = []
+        for i in range(4):
+            for origin, (body, _) in pages.items():
+                answer = net.get(i, f"/c/{calls[origin]}/bulletin.txt", timeout=60)
+                if answer.status != 200 or answer.body != body:
+                    missing.append(f"{calls[i]} <- {calls[origin]}: {answer.status}")
+        return missing
+
+    wait_for(lambda: not everyone_opens_everything(), 120, "every station opens everything")
+    print(f"\ntwo partitions joined by one link: every station opened both bulletins "
+          f"{time.monotonic() - started:.1f}s after the link was added")
