@@ -20,6 +20,10 @@ grow with everything that makes a link worse and never shrink when a link gets w
 - A slow link adds: one base LAN hop (96) per 1 Mbit/s of shortfall, i.e. 96 * 125000 / bytes
   per second (a 100 Mbit/s LAN adds 1, a 1 Mbit/s uplink 96, a 10 kB/s link 1200), capped at
   2048 so a few slow hops still add up to less than INFINITY. Unknown bandwidth adds nothing.
+  The estimate comes from the link's own pings too: every `PROBE_EVERY`-th one carries
+  `PROBE_BYTES` of padding, and the time it takes over a plain ping's is what the padding needed
+  to cross (`bandwidth_sample`; a difference lost in the noise says "at least 4 MB/s", a
+  penalty of 3).
 
 A live link (loss < 1) never costs more than INFINITY - 1; INFINITY (0xFFFF) means unreachable
 and is what a retraction carries.
@@ -80,6 +84,23 @@ def cost(*, rtt_s: float | None, loss: float, bandwidth_bps: float | None = None
         rtt_s, rtt_min=rtt_min, rtt_max=rtt_max, max_penalty=max_rtt_penalty)
     value = (base + penalty) / (1.0 - loss) + bandwidth_penalty(bandwidth_bps)
     return min(INFINITY - 1, math.ceil(value))
+
+
+PROBE_BYTES = 8192  # padding of the bandwidth probe (every PROBE_EVERY-th ping)
+PROBE_EVERY = 8
+
+
+PROBE_RESOLUTION = 0.002  # seconds: below this the timer and scheduling noise of a busy host
+
+
+def bandwidth_sample(nbytes: int, rtt_padded: float, rtt_plain: float | None) -> float | None:
+    """A bandwidth estimate (bytes per second) from a ping padded with `nbytes` against the
+    link's plain round trip: the extra time is what the padding took to cross. A difference
+    under PROBE_RESOLUTION (a fast LAN, or jitter) counts as that resolution: "at least this
+    fast", which lets an estimate lowered by a busy moment recover. None without a plain RTT."""
+    if rtt_plain is None or nbytes <= 0:
+        return None
+    return nbytes / max(rtt_padded - rtt_plain, PROBE_RESOLUTION)
 
 
 class LinkStats:

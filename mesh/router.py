@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh import distance_vector as dv
-from mesh import linkbus, protocol
+from mesh import link_cost, linkbus, protocol
 from mesh.link_cost import INFINITY, LinkStats
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class Router:
         self.stored: list[tuple] | None = None
         self.kick = asyncio.Event()
         self.pinging: set[str] = set()
+        self.ping_count: dict[str, int] = {}
         self.started = time.monotonic()
 
     def now(self) -> float:
@@ -128,9 +129,12 @@ class Router:
         if peer in self.pinging:
             return
         self.pinging.add(peer)
+        self.ping_count[peer] = count = self.ping_count.get(peer, 0) + 1
+        probe = count % link_cost.PROBE_EVERY == 0 and peer in self.stats
+        payload = {"pad": "x" * link_cost.PROBE_BYTES} if probe else {}
         started = time.monotonic()
         try:
-            await linkbus.request(peer, protocol.PING, {}, self.ping_timeout)
+            await linkbus.request(peer, protocol.PING, payload, self.ping_timeout)
             ok = True
         except Exception:
             ok = False
@@ -146,7 +150,13 @@ class Router:
         if stats is None:
             return
         old = stats.cost()
-        stats.record_ping(ok, rtt if ok else None)
+        if not probe:
+            stats.record_ping(ok, rtt if ok else None)
+        elif ok:
+            # The padded ping measures bandwidth, not the link's round trip.
+            sample = link_cost.bandwidth_sample(link_cost.PROBE_BYTES, rtt, stats.srtt)
+            if sample is not None:
+                stats.record_throughput(link_cost.PROBE_BYTES, link_cost.PROBE_BYTES / sample)
         if ok:
             self.failures[peer] = 0
         else:

@@ -99,3 +99,28 @@ def test_link_stats_bandwidth_estimate_raises_cost_of_a_slow_link() -> None:
     assert LAN_BASE <= fast.cost() < slow.cost()
     slow.record_throughput(0, 1.0)  # an empty transfer says nothing
     assert slow.bandwidth_bps == 10_000
+
+
+def test_bandwidth_from_a_padded_ping_is_the_padding_over_the_extra_time():
+    from mesh.link_cost import PROBE_RESOLUTION, bandwidth_sample
+
+    # 8 KiB took 80 ms more than a plain ping: about 100 kB/s.
+    assert bandwidth_sample(8192, 0.130, 0.050) == pytest.approx(8192 / 0.080)
+    # No measurable difference (a fast LAN, or jitter): "at least" the resolution's worth.
+    assert bandwidth_sample(8192, 0.0501, 0.050) == pytest.approx(8192 / PROBE_RESOLUTION)
+    assert bandwidth_sample(8192, 0.040, 0.050) == pytest.approx(8192 / PROBE_RESOLUTION)
+    assert bandwidth_sample(8192, 0.1, None) is None
+
+
+def test_a_slow_probe_raises_the_cost_and_fast_ones_bring_it_back():
+    from mesh.link_cost import LinkStats, bandwidth_sample
+
+    stats = LinkStats()
+    stats.record_ping(True, 0.005)
+    fast = stats.cost()
+    stats.record_throughput(8192, 8192 / bandwidth_sample(8192, 0.505, 0.005))  # 16 kB/s
+    slow = stats.cost()
+    assert slow > fast + 500
+    for _ in range(40):
+        stats.record_throughput(8192, 8192 / bandwidth_sample(8192, 0.005, 0.005))
+    assert stats.cost() < fast + 5
