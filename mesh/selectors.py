@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
 
-from mesh import services, trust
+from mesh import trust
 from mesh.models import MeshBlacklistEntry, Peer, Route
 from meshsite.redisconn import get_redis
 from meshsite.version import full_version
@@ -155,14 +156,15 @@ def routes_annotated() -> QuerySet[Route]:
                                                 next_hop_route))
 
 
+_STATION_ID = re.compile(r"[0-9a-f]{32}")  # as mesh.services.STATION_ID_RE (no import back)
+_CALLSIGN = re.compile(r"[A-Za-z0-9/-]{1,16}")
+
+
 def _route_destination_q(text: str) -> Q:
     value = text.strip()
-    if services.STATION_ID_RE.fullmatch(value.lower()):
+    if _STATION_ID.fullmatch(value.lower()):
         return Q(destination=value.lower())
-    try:
-        callsign = services._callsign_clean(value) if value else ""
-    except services.MeshError:
-        callsign = ""
+    callsign = value.upper() if _CALLSIGN.fullmatch(value) else ""
     if not callsign:
         raise ValueError(f"{text!r} is neither a station id (32 hex digits) nor a callsign (up "
                          f"to 16 letters, digits, / or -)")
