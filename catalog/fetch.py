@@ -3,10 +3,11 @@
 First the direct neighbours with an HTTP endpoint (`selectors.body_holders`, cheapest first):
 the body comes straight over HTTP. Then, when none of them could serve it, the holders anywhere
 on the mesh, lowest route cost first, through multi-hop forwarding (`mesh.forwarding`): the
-body comes back hop by hop over the links, a few chunks at a time. The body streams into the blob store
-with its signed hash as the expectation, so a wrong body is never stored; the peer that served it
-is penalised and the next one tried. The request carries `X-Meshsite-No-Fetch` so the peer
-answers only from what it holds (no fetch chains; multi-hop forwarding is the routing issue's).
+body comes back hop by hop over the links, a few chunks at a time. The body streams into the
+blob store with its signed hash as the expectation, so a wrong body is never stored; the peer
+that served it is penalised and the next one tried. An HTTP request carries
+`X-Meshsite-No-Fetch` so the neighbour answers only from what it holds (no HTTP fetch chains:
+going further is the mesh's job).
 """
 
 from __future__ import annotations
