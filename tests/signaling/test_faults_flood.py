@@ -6,6 +6,8 @@ answering throughout, bounded memory and no client left registered."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bench.faults import flood
@@ -19,9 +21,19 @@ def test_a_short_flood_meets_every_target():
     report = flood.run(args)
     text = "\n".join(report.lines)
     assert report.missed == [], f"{report.missed}\n{text}"
-    # It flooded: the limits acted, not merely nothing happened.
-    assert "120 accepted, 40 refused" in text, text
-    assert "refused sockets closed 1008: 40 of 40" in text, text
+    # It flooded: the limits acted, not merely nothing happened. The per-address limit counts
+    # per clock minute, so a burst that straddles a minute boundary is allowed twice the limit
+    # (the benchmark prints how much it allowed over the minutes it touched).
+    one = re.search(r"(\d+) attempts in [\d.]+ s: (\d+) accepted, (\d+) refused \(limit "
+                    r"(\d+)/min, (\d+) over the minutes touched\)", text)
+    assert one, text
+    attempts, accepted, refused, _, allowed = map(int, one.groups())
+    assert accepted == min(attempts, allowed) and refused == attempts - accepted, text
+    assert f"refused sockets closed 1008: {refused} of {refused}" in text, text
+    many = re.search(r"accepted per address min (\d+) max (\d+) \(limit (\d+)\), \d+ held open "
+                     r"at once, (\d+) refused or failed \(0 failed\)", text)
+    assert many, text
+    assert refused + int(many.group(4)) > 0, "no connection was ever refused:\n" + text
     assert "sender closed 1008" in text, text
     # The station kept answering /api/status. The benchmark holds every answer to 1 s; a test
     # on a shared two-core machine (CI runs it beside CPU burners) holds it to the probe's 5 s
