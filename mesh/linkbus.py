@@ -46,17 +46,10 @@ class BusError(MeshHandlerError):
 
 _local: dict[str, Any] = {}  # peer station id -> LinkSession held by this process
 _servers: dict[int, asyncio.Task] = {}  # event loop id -> serve task
-_redis_by_loop: dict[int, Any] = {}
-
-
 def _redis() -> Any:
-    from meshsite.redisconn import get_async_redis
+    from meshsite.redisconn import loop_redis
 
-    loop = asyncio.get_running_loop()
-    client = _redis_by_loop.get(id(loop))
-    if client is None:
-        client = _redis_by_loop[id(loop)] = get_async_redis()
-    return client
+    return loop_redis()
 
 
 def local_link(peer: str) -> Any | None:

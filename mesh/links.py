@@ -21,7 +21,7 @@ from django.conf import settings
 from mesh import protocol, registry, selectors, trust
 from mesh.protocol import ProtocolError
 from mesh.registry import MeshHandlerError
-from meshsite.redisconn import get_async_redis
+from meshsite.redisconn import loop_redis
 
 logger = logging.getLogger(__name__)
 
@@ -33,21 +33,10 @@ MAX_REFUSALS_PER_MINUTE = 30
 CLOSE_IDENTITY = 4012
 CLOSE_PROTOCOL = 4400
 
-_redis_by_loop: dict[int, Any] = {}
-
-
-def _loop_redis() -> Any:
-    loop = asyncio.get_running_loop()
-    client = _redis_by_loop.get(id(loop))
-    if client is None:
-        client = _redis_by_loop[id(loop)] = get_async_redis()
-    return client
-
-
 async def first_time_seen(message_id: str) -> bool:
     """Shared across the station's processes (daphne and meshd): SET NX with expiry."""
     keep = 2 * settings.MESH_MESSAGE_WINDOW
-    return bool(await _loop_redis().set(f"meshsite:mesh:seen:{message_id}", b"1", nx=True,
+    return bool(await loop_redis().set(f"meshsite:mesh:seen:{message_id}", b"1", nx=True,
                                         ex=keep))
 
 

@@ -187,8 +187,6 @@ class Router:
         now = self.now()
         out: list[dv.Outgoing] = []
         for message in messages:
-            if isinstance(message, dv.Update) and message.destination == peer:
-                pass  # the neighbour's own entry: fine, it is a destination like any other
             try:
                 out += self.table.receive(peer, message, now=now)
             except (ValueError, KeyError) as exc:

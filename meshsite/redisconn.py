@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import redis
@@ -21,3 +22,15 @@ def get_async_redis() -> redis.asyncio.Redis:
     # defaults unix sockets to a 5 s read timeout.
     return redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5,
                                         socket_timeout=30, max_connections=1000)
+
+
+_by_loop: dict[int, redis.asyncio.Redis] = {}
+
+
+def loop_redis() -> redis.asyncio.Redis:
+    """The asyncio client of the running event loop (made on first use, then shared)."""
+    loop = asyncio.get_running_loop()
+    client = _by_loop.get(id(loop))
+    if client is None:
+        client = _by_loop[id(loop)] = get_async_redis()
+    return client
