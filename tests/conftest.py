@@ -10,7 +10,7 @@ from django.conf import settings
 
 from meshsite.embedded_redis import EmbeddedRedis
 from meshsite.redisconn import get_redis
-from tests.harness import station_databases_drop
+from tests.harness import PHASE_REPORTS, station_databases_drop
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +37,12 @@ def station_databases() -> Iterator[None]:
 def clean_redis(embedded_redis: str) -> Iterator[None]:
     get_redis().flushdb()
     yield
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the item (`item.stash[PHASE_REPORTS]`), so a fixture can
+    tell at teardown whether its test failed and show what it knows (station logs)."""
+    report = yield
+    item.stash.setdefault(PHASE_REPORTS, {})[report.when] = report
+    return report

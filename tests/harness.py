@@ -25,7 +25,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
+
+# Each phase's report of a test, kept on its item by tests/conftest.py's makereport hook.
+PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def test_item_failed(item: pytest.Item) -> bool:
+    """Whether any phase of `item` has failed so far (for fixtures that dump logs then)."""
+    return any(report.failed for report in item.stash.get(PHASE_REPORTS, {}).values())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

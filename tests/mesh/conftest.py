@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.environment import requirement_missing
+from tests.harness import test_item_failed
 from tests.mesh.netns import Lan, netns_available
 from tests.mesh.topology import Topology
 
@@ -31,9 +32,10 @@ MakeTopology = Callable[..., Topology]
 
 
 @pytest.fixture
-def topology(tmp_path: Path) -> Iterator[MakeTopology]:
+def topology(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[MakeTopology]:
     """`make(callsigns, edges, *, env=None, start_timeout=240) -> Topology`: stations up,
-    claimed, and cabled; every topology made is closed at teardown, pass or fail."""
+    claimed, and cabled; every topology made is closed at teardown, pass or fail. When the
+    test failed, the end of each station's log is printed (pytest shows it with the failure)."""
     if not netns_available():
         requirement_missing("needs root and `ip netns` (network namespaces)")
     if not os.path.exists("/dev/net/tun"):
@@ -49,5 +51,8 @@ def topology(tmp_path: Path) -> Iterator[MakeTopology]:
     try:
         yield make
     finally:
+        if test_item_failed(request.node):
+            for network in made:
+                network.print_logs()
         for network in made:
             network.close()

@@ -310,6 +310,17 @@ class Topology:
 
     # --- the end ------------------------------------------------------------------------------
 
+    def print_logs(self, lines: int = 80) -> None:
+        """The last `lines` lines of each station's log and of the cable process's, on stdout."""
+        for i, station in enumerate(self.stations):
+            tail = station.output().splitlines()[-lines:]
+            print(f"\n----- station {i} {self.callsigns[i]} ({station.ns}): "
+                  f"last {len(tail)} log lines -----", *tail, sep="\n")
+        wire = self.root / "wire.log"
+        if wire.exists():
+            print("\n----- cables (wire.log) -----",
+                  *wire.read_text(errors="replace").splitlines()[-lines:], sep="\n")
+
     def close(self) -> None:
         """Stop the stations (SIGTERM, then SIGKILL, by PID; side by side), whatever is left in
         their namespaces, the cable process; delete the namespaces. Safe to call twice."""
