@@ -25,7 +25,9 @@ part of Babel's router-id and prefix at once). The rules are RFC 8966's:
   as a retraction, and its source entry is garbage-collected after `gc_hold` seconds.
 - Starvation (3.8): when a destination has routes but none is feasible, the table asks its
   neighbours for a newer seqno (SEQNO_REQUEST with the feasibility seqno + 1 and a hop count);
-  when the selected route's neighbour sends an unfeasible update, the request goes to it. A
+  when the selected route's neighbour sends an unfeasible update (its metric rose), the request
+  goes to it and, unless another feasible route exists, the update is ignored (3.5.3 allows it)
+  so the route stays usable until the newer seqno arrives instead of vanishing meanwhile. A
   request for this station increments its seqno (by 1, as the RFC says) and advertises it; a
   station that has a route with at least the requested seqno answers with an update; otherwise
   the request is forwarded (hop count - 1, never back to where it came from, duplicates held
@@ -194,6 +196,9 @@ class _View:
         self.advertised: dict[str, tuple[int, int, int]] = {}
         self.requested: dict[str, tuple[int, float]] = {}
         self.forwarded: dict[str, tuple[int, float]] = {}
+        # destination -> neighbour whose unfeasible update for our selected route we ignored:
+        # its newer seqno is asked for until it comes, the route changes or expires.
+        self.kept: dict[str, str] = {}
 
     def distance(self, destination: str) -> tuple[int, int] | None:
         source = self.sources.get(destination)
@@ -384,6 +389,10 @@ class RoutingTable:
                     del view.entries[destination]
                 if changed or destination in view.requested:
                     out += self._select(view, destination, now)
+            for destination in list(view.kept):
+                neighbour = self._kept(view, destination)
+                if neighbour is not None:
+                    out += self._request(view, destination, now, to=neighbour)
             for destination, (_, sent) in list(view.requested.items()):
                 if destination not in view.entries:
                     del view.requested[destination]
@@ -496,8 +505,21 @@ class RoutingTable:
             # The periodic repeat of what we hold: nothing to re-select (the usual case).
             entry.updated, entry.expires = now, expires
             return []
-        feasible = is_feasible(seqno, metric, view.distance(destination))
+        distance = view.distance(destination)
+        feasible = is_feasible(seqno, metric, distance)
         was_selected = entry is not None and view.selected.get(destination) is entry
+        if was_selected and not feasible and not self._feasible_alternative(
+                view, destination, distance, entry):
+            # RFC 8966 3.5.3: an unfeasible update for the selected route from its own
+            # neighbour MAY be ignored. With no other feasible route, taking it would leave us
+            # with none until the destination's newer seqno comes back (a hole of seconds each
+            # time a link's cost rises): keep the route as it was (still feasible, so still
+            # loop-free), ask for the newer seqno (3.8.2.2) and let the old entry expire if
+            # none comes.
+            view.kept[destination] = neighbour.station_id
+            return self._request(view, destination, now, to=neighbour.station_id)
+        if view.kept.get(destination) == neighbour.station_id:
+            del view.kept[destination]
         if entry is None:
             if entries is None:
                 entries = view.entries[destination] = {}
@@ -514,6 +536,24 @@ class RoutingTable:
             # starving, or when another unfeasible route is better, _select already asked).
             out += self._request(view, destination, now, to=neighbour.station_id)
         return out
+
+    @staticmethod
+    def _kept(view: _View, destination: str) -> str | None:
+        """The neighbour whose unfeasible update we ignored, while its route is still ours."""
+        neighbour = view.kept.get(destination)
+        selected = view.selected.get(destination)
+        if neighbour is not None and (selected is None or selected.neighbour != neighbour):
+            del view.kept[destination]
+            return None
+        return neighbour
+
+    def _feasible_alternative(self, view: _View, destination: str,
+                              distance: tuple[int, int] | None, entry: _Entry) -> bool:
+        """Whether a route other than `entry` could be selected for `destination` now."""
+        return any(other is not entry and other.advertised < INFINITY
+                   and other.hops <= self.hop_limit and self._metric(other) < INFINITY
+                   and is_feasible(other.seqno, other.advertised, distance)
+                   for other in view.entries.get(destination, {}).values())
 
     def _select(self, view: _View, destination: str, now: float) -> list[Outgoing]:
         """Re-select the route to `destination`; queue a triggered update on a significant
@@ -548,7 +588,8 @@ class RoutingTable:
         if _significant(view.advertised.get(destination), new, self.trigger_delta):
             self._pending[destination] = None
         if unfeasible is None or unfeasible_metric >= best_metric:
-            view.requested.pop(destination, None)
+            if self._kept(view, destination) is None:
+                view.requested.pop(destination, None)
             return []
         # Starving (no feasible route: ask every neighbour, RFC 8966 3.8.2.1), or a refused
         # route would be better than the selected one (ask its neighbour, as babeld does):

@@ -92,7 +92,9 @@ class LinkSession:
                    request: bool = False) -> str:
         if not self.established.is_set() or self.local is None:
             raise LinkRefused("not_established", "the link is not authenticated yet")
-        envelope = await sync_to_async(protocol.build_envelope)(
+        # Inline: an Ed25519 signature over at most one chunk costs well under a millisecond;
+        # a hop through the shared sync thread cost tens (it queues behind database work).
+        envelope = protocol.build_envelope(
             type_=type_, sender=self.local.station_id, payload=payload, sign=trust.sign,
             ttl=settings.MESH_HOP_LIMIT, re=re, request=request)
         await self._send_text(protocol.canonical_json(envelope).decode())
@@ -102,7 +104,7 @@ class LinkSession:
                       timeout: float = 10.0) -> dict[str, Any]:
         if not self.established.is_set() or self.local is None:
             raise LinkRefused("not_established", "the link is not authenticated yet")
-        envelope = await sync_to_async(protocol.build_envelope)(
+        envelope = protocol.build_envelope(
             type_=type_, sender=self.local.station_id, payload=payload, sign=trust.sign,
             ttl=settings.MESH_HOP_LIMIT, request=True)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -299,7 +301,7 @@ class LinkSession:
             trust.verify_station_signature(public_key, signature, message)
 
         try:
-            envelope = await sync_to_async(protocol.check_envelope)(
+            envelope = protocol.check_envelope(  # inline, as build_envelope in send()
                 frame, expected_sender=self.peer.station_id, verify=verify,
                 window_ms=settings.MESH_MESSAGE_WINDOW * 1000)
         except ProtocolError as exc:

@@ -102,15 +102,39 @@ def test_an_update_no_better_than_the_feasibility_distance_is_not_selected() -> 
     # distance we advertised: it might be our own route coming back (a loop).
     routing.receive_update(CAROL, destination=DAVE, seqno=3, metric=296, hops=3, now=2.0)
     out = routing.receive_update(BOB, destination=DAVE, seqno=3, metric=500, hops=2, now=3.0)
-    assert routing.best(DAVE) is None
-    # Starving: a seqno request for seqno 4 to every neighbour, and a retraction.
-    assert sorted(to for to, _ in requests(out)) == [BOB, CAROL]
-    assert {r.seqno for _, r in requests(out)} == {4}
-    assert [u.metric for u in triggered(routing)] == [INFINITY]
-    # A newer seqno is feasible at any metric.
-    routing.receive_update(CAROL, destination=DAVE, seqno=4, metric=296, hops=3, now=4.0)
+    # Bob's worse metric is unfeasible and no other route is feasible: the update is ignored
+    # (RFC 8966 3.5.3), Bob's route stays as it was, and Bob is asked for seqno 4.
     route = routing.best(DAVE)
-    assert route is not None and route.next_hop == CAROL
+    assert route is not None and (route.next_hop, route.metric) == (BOB, 296)
+    assert requests(out) == [(BOB, SeqnoRequest(DAVE, 4, 10, False))]
+    assert triggered(routing) == []  # no retraction: nothing changed for our neighbours
+    # A newer seqno is feasible at any metric: Carol's (4, 296) and then Bob's (4, 500).
+    routing.receive_update(CAROL, destination=DAVE, seqno=4, metric=296, hops=3, now=4.0)
+    routing.receive_update(BOB, destination=DAVE, seqno=4, metric=500, hops=2, now=4.0)
+    route = routing.best(DAVE)
+    assert route is not None and (route.next_hop, route.metric) == (CAROL, 392)
+
+
+def test_an_unfeasible_update_of_the_selected_route_is_taken_when_another_route_is_feasible(
+        ) -> None:
+    routing = table(bob=(96, False), carol=(96, False))
+    routing.receive_update(BOB, destination=DAVE, seqno=3, metric=200, hops=2, now=1.0)
+    routing.receive_update(CAROL, destination=DAVE, seqno=3, metric=250, hops=2, now=1.0)
+    routing.updates_to_send(1.0, full=True)  # distance (3, 296)
+    out = routing.receive_update(BOB, destination=DAVE, seqno=3, metric=500, hops=2, now=2.0)
+    # Carol's 250 is below the distance: she takes over, and Bob is asked for a newer seqno.
+    assert routing.next_hop(DAVE) == CAROL
+    assert requests(out) == [(BOB, SeqnoRequest(DAVE, 4, 10, False))]
+
+
+def test_a_route_kept_through_an_unfeasible_update_expires_if_no_newer_seqno_comes() -> None:
+    routing = table(bob=(96, False))
+    routing.receive_update(BOB, destination=DAVE, seqno=3, metric=100, hops=1, now=0.0)
+    routing.updates_to_send(0.0, full=True)
+    routing.receive_update(BOB, destination=DAVE, seqno=3, metric=300, hops=1, now=1.0)
+    assert routing.next_hop(DAVE) == BOB
+    routing.expire(EXPIRY_INTERVALS * 16 + 1.0)  # Bob's interval is the default 16 s
+    assert routing.best(DAVE) is None
 
 
 def test_a_better_but_unfeasible_route_asks_its_neighbour_for_a_new_seqno() -> None:

@@ -53,11 +53,17 @@ def test_five_in_a_line_open_a_personal_page_through_three_relays(topology):
     for i in range(4):
         net.shape(i, i + 1, delay_ms=10, loss_pct=1)
         net.add_peer(i, i + 1)
-    took = wait_for(lambda: (route(net, 4, calls[0]) or {}).get("hops") == 4, 120,
-                    "the last station routes to the first, four hops away")
-    first = route(net, 4, calls[0])
-    assert first["nextHopCallsign"] == calls[3]
-    assert [route(net, 4, calls[i])["hops"] for i in (1, 2, 3)] == [3, 2, 1]
+
+    def line_routes() -> dict[str, tuple[int, str]]:
+        status, data = net.get_json(4, "/api/routes")
+        assert status == 200, data
+        return {r["callsign"]: (r["hops"], r["nextHopCallsign"]) for r in data["routes"]}
+
+    # One snapshot of the table: the first four hops away through the fourth, and the others
+    # 3, 2 and 1 hops away, all through the fourth.
+    expected = {calls[i]: (4 - i, calls[3]) for i in range(4)}
+    took = wait_for(lambda: line_routes() == expected, 120,
+                    "the last station routes to the others through the fourth, 4/3/2/1 hops")
     body = bytes(range(256)) * 300 + b"\nfirst station's personal page\n"
     net.publish(0, "personal.bin", body, 4, "application/octet-stream")
     wait_for(lambda: entry(net, 4, calls[0], "personal.bin") is not None, 60,
