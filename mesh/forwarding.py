@@ -159,20 +159,39 @@ def _wait(ttl: int, hops: int) -> float:
 
 # -- handlers -------------------------------------------------------------------------------
 
+def _at_this_hop(payload: dict[str, Any]) -> tuple[trust.LocalStation, ForwardError | None,
+                                                   dict[str, Any] | None,
+                                                   tuple[str, int] | None]:
+    """Everything a hop needs from the database, in one trip to the sync thread (each trip
+    costs milliseconds on a busy station): this station, the origin's proof (or the error),
+    what this station holds of the request, and the route onward when it holds nothing."""
+    local = trust.local_station()
+    try:
+        _prove_origin(payload)
+    except ForwardError as exc:
+        return local, exc, None, None
+    source = registry.forward_source(payload["kind"])
+    if source is None:
+        return local, ForwardError("unknown_kind", f"no forwarded requests of kind "
+                                                   f"{payload['kind']!r} here"), None, None
+    meta = source.describe(payload["request"])
+    onward = None if meta is not None or payload["dest"] == local.station_id else \
+        _route(payload["dest"])
+    return local, None, meta, onward
+
+
 async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
-    local = await sync_to_async(trust.local_station)()
     try:
         payload = _check(payload)
     except ForwardError as exc:
         _refused(link, exc)
         raise
     hop = payload["hop"]
+    local, refused, meta, found = await sync_to_async(_at_this_hop)(payload)
     where = _where(local, hop)
-    try:
-        await sync_to_async(_prove_origin)(payload)
-    except ForwardError as exc:
-        _refused(link, exc)
-        raise ForwardError(exc.code, f"{exc.detail} ({where})") from exc
+    if refused is not None and refused.code == "forged_origin":
+        _refused(link, refused)
+        raise ForwardError(refused.code, f"{refused.detail} ({where})") from refused
     if payload["origin"] == local.station_id:
         exc = ForwardError("loop", f"our own request {payload['rid']} came back ({where})")
         _refused(link, exc)
@@ -182,9 +201,10 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
                                    "a loop or a replay")
         _refused(link, exc)
         raise exc
+    if refused is not None:
+        raise refused
     state = {"prev": link.peer_station_id, "kind": payload["kind"],
              "request": payload["request"], "next": ""}
-    meta = await _open_local(payload["kind"], payload["request"])
     if meta is None and payload["dest"] == local.station_id:
         raise ForwardError("not_found", f"this station does not hold what was asked ({where})")
     if meta is not None:
@@ -193,7 +213,6 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     ttl = payload["ttl"] - 1
     if ttl < 1:
         raise ForwardError("ttl_expired", f"the TTL ran out ({where})")
-    found = await sync_to_async(_route)(payload["dest"])
     if found is None:
         raise ForwardError("no_route", f"no route to {payload['dest'][:12]} ({where})")
     nxt, hops = found
@@ -246,13 +265,6 @@ async def _state_get(rid: str) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
-async def _open_local(kind: str, request: dict[str, Any]) -> dict[str, Any] | None:
-    source = registry.forward_source(kind)
-    if source is None:
-        raise ForwardError("unknown_kind", f"no forwarded requests of kind {kind!r} here")
-    return await sync_to_async(source.describe)(request)
-
-
 async def _read_local(kind: str, request: dict[str, Any], offset: int, length: int) -> bytes:
     source = registry.forward_source(kind)
     if source is None:
@@ -279,20 +291,21 @@ class Fetch:
         self.meta: dict[str, Any] = {}
 
     async def open(self) -> dict[str, Any]:
-        local = await sync_to_async(trust.local_station)()
+        local, routed = await sync_to_async(lambda: (trust.local_station(),
+                                                     _route(self.dest)))()
         if local.credential is None:
             raise ForwardError("unclaimed", "this station is not claimed: it cannot sign a "
                                             "forwarded request")
         linked = await linkbus.linked_peers()
         found = ((self.dest, 1) if self.dest in linked or linkbus.local_link(self.dest)
-                 else await sync_to_async(_route)(self.dest))
+                 else routed)
         if found is None:
             raise ForwardError("no_route", f"no route to {self.dest[:12]} (at "
                                            f"{local.callsign or 'this station'}, hop 0)")
         first, hops = found
         self.first_hop = first
         self.wait = _wait(self.ttl, hops) + 2
-        signature = await sync_to_async(trust.sign)(signed_message(
+        signature = trust.sign(signed_message(  # inline: the key is cached, signing is fast
             self.rid, local.station_id, self.dest, self.kind, self.request))
         await _first_time(self.rid)  # our own request coming back is a loop
         payload = {"rid": self.rid, "origin": local.station_id, "dest": self.dest,
