@@ -36,7 +36,10 @@ def _owner_api_settings() -> tuple[list, list]:
         from rest_framework.authentication import SessionAuthentication
 
         return [SessionAuthentication], [permissions.IsAdminUser]
-    return [OwnerTokenAuthentication], [IsStationOwner]
+    from rest_framework.authentication import SessionAuthentication
+
+    # The operator's signed-in session (the PWA, with its CSRF token) counts as the owner too.
+    return [OwnerTokenAuthentication, SessionAuthentication], [IsStationOwner]
 
 
 @functools.cache

@@ -470,3 +470,10 @@ CATALOG_FETCH_TIMEOUT = env_int("MESHSITE_CATALOG_FETCH_TIMEOUT", 30, minimum=1,
 CELERY_BEAT_SCHEDULE["catalog-sync"] = {
     "task": "catalog.tasks.sync_round", "schedule": CATALOG_SYNC_INTERVAL}
 CELERY_BEAT_SCHEDULE["catalog-prune"] = {"task": "catalog.tasks.prune", "schedule": 3600}
+
+# --- PWA ------------------------------------------------------------------------------------
+
+# Seconds between the server-side checks that push a changed snapshot to `/ws/live` (the PWA);
+# network-mode changes are pushed at once.
+MESHSITE_LIVE_INTERVAL = _mesh_env_float("MESHSITE_LIVE_INTERVAL", 2.0, minimum=0.2, maximum=600)
+LOGIN_URL = "/signin"
