@@ -183,8 +183,17 @@ function showIdentity(info) {
   box.hidden = false;
 }
 
-async function refresh() {
+let pending = null;       // the parse under way: a claim waits for it
+let parsedWith = null;    // the password of the last parse
+
+function refresh() {
+  pending = parseAndShow();
+  return pending;
+}
+
+async function parseAndShow() {
   parsed = null;
+  parsedWith = form.password.value;
   showIdentity(null);
   if (!form.certificate.files[0]) {
     showMessage(message, "");
@@ -266,6 +275,7 @@ async function claim(event) {
   const button = $("#claim-button");
   button.disabled = true;
   try {
+    if (pending) await pending;
     if (!parsed) await refresh();
     if (!parsed) return;
     showMessage(message, `Claiming for ${parsed.callsign}…`, "info");
@@ -305,6 +315,8 @@ async function claim(event) {
 if (form) {
   form.certificate.addEventListener("change", refresh);
   form.key.addEventListener("change", refresh);
-  form.password.addEventListener("change", () => { if (form.certificate.files[0]) refresh(); });
+  form.password.addEventListener("change", () => {
+    if (form.certificate.files[0] && form.password.value !== parsedWith) refresh();
+  });
   form.addEventListener("submit", claim);
 }

@@ -9,6 +9,7 @@ const SHELL = [
   "{% static 'pwa/home.js' %}",
   "{% static 'pwa/claim.js' %}",
   "{% static 'pwa/stations.js' %}",
+  "{% static 'pwa/qrscan.js' %}",
   "{% static 'pwa/content.js' %}",
   "{% static 'pwa/talk.js' %}",
   "{% static 'signaling/meshsite-signal.js' %}",

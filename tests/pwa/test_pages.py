@@ -128,3 +128,17 @@ async def test_live_socket_pushes_a_snapshot_and_is_read_only():
     await communicator.send_json_to({"type": "HELLO"})
     assert (await communicator.receive_json_from(timeout=5))["error"] == "read_only"
     await communicator.disconnect()
+
+
+def test_admin_index_is_the_station_dashboard(client, operator):
+    html = client.get("/admin/").content.decode()
+    assert "control plane" in html
+    assert 'class="mesh-map"' in html and 'id="dash-mode"' in html
+    for counter in ("Stations known", "Content entries", "Conflicts", "Certificates"):
+        assert counter in html
+    assert "Recent events" in html
+
+
+def test_admin_dashboard_is_not_shown_anonymously(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
