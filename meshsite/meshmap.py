@@ -50,23 +50,25 @@ def render(*, own_callsign: str, stations: list[MapStation], width: int = 720,
     orphans = [s for s in far if not any(s in n.children for n in neighbours)]
 
     positions: dict[str, tuple[float, float]] = {}
-    inner = min(width, height) * 0.28
-    outer = min(width, height) * 0.44
+    # Ellipses, wider than high like the map: neighbours on the inner one (the first on the
+    # left), stations further away on the outer one beside their neighbour.
+    inner_x, inner_y = width * 0.27, height * 0.28
+    outer_x, outer_y = width * 0.44, height * 0.42
     count = max(len(neighbours), 1)
     for index, station in enumerate(neighbours):
-        angle = -math.pi / 2 + 2 * math.pi * index / count
-        positions[station.station_id] = (cx + inner * math.cos(angle),
-                                          cy + inner * math.sin(angle))
+        angle = math.pi + 2 * math.pi * index / count
+        positions[station.station_id] = (cx + inner_x * math.cos(angle),
+                                          cy + inner_y * math.sin(angle))
         spread = math.pi / max(count, 2) / 1.5
         for child_index, child in enumerate(station.children):
             offset = (child_index - (len(station.children) - 1) / 2) * spread / max(
                 len(station.children), 1)
-            positions[child.station_id] = (cx + outer * math.cos(angle + offset),
-                                           cy + outer * math.sin(angle + offset))
+            positions[child.station_id] = (cx + outer_x * math.cos(angle + offset),
+                                           cy + outer_y * math.sin(angle + offset))
     for index, station in enumerate(orphans):
         angle = math.pi / 4 + 2 * math.pi * index / max(len(orphans), 1)
-        positions[station.station_id] = (cx + outer * math.cos(angle),
-                                         cy + outer * math.sin(angle))
+        positions[station.station_id] = (cx + outer_x * math.cos(angle),
+                                         cy + outer_y * math.sin(angle))
 
     lines: list[str] = []
     for station in neighbours:

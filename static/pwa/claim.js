@@ -36,7 +36,7 @@ export const CLAIM_ERRORS = {
 };
 
 let forgePromise = null;
-function loadForge() {
+export function loadForge() {
   if (window.forge) return Promise.resolve(window.forge);
   if (!forgePromise) {
     forgePromise = new Promise((resolve, reject) => {
@@ -217,7 +217,7 @@ function bytesToBase64(bytes) {
 }
 
 /** Sign with RSASSA-PKCS1-v1_5 / SHA-256: WebCrypto where it exists (secure contexts), else forge. */
-async function sign(forge, key, messageBytes) {
+export async function sign(forge, key, messageBytes) {
   if (window.isSecureContext && window.crypto && crypto.subtle) {
     try {
       const pkcs8 = forge.asn1.toDer(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key))).getBytes();

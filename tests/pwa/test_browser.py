@@ -119,3 +119,12 @@ def test_no_page_error_and_no_serious_accessibility_violation(run):
     assert set(run["axe"]) >= {"claim", "home", "stations", "content", "talk", "signin"}
     assert {page: v for page, v in run["axe"].items() if v} == {}
     assert len(run["screenshots"]) >= 20
+
+
+def test_a_station_qr_code_is_read_from_a_photo(run):
+    assert "Station found" in run["qrScan"]["message"]
+    assert run["qrScan"]["endpoint"] == "http://10.99.0.7:8080"
+
+
+def test_webcrypto_signs_in_a_secure_context(run):
+    assert run["webCryptoSignature"] == {"via": "webcrypto", "verified": True}

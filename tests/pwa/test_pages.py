@@ -142,3 +142,28 @@ def test_admin_index_is_the_station_dashboard(client, operator):
 def test_admin_dashboard_is_not_shown_anonymously(client):
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+async def test_live_socket_pushes_a_mode_change_at_once(settings):
+    import json as jsonlib
+
+    from channels.layers import get_channel_layer
+
+    from mesh.services import MODE_KEY
+    from meshsite.redisconn import get_redis
+
+    settings.MESHSITE_LIVE_INTERVAL = 600  # only the mode change itself can push now
+    communicator = WebsocketCommunicator(application, "/ws/live")
+    connected, _ = await communicator.connect()
+    assert connected
+    first = await communicator.receive_json_from(timeout=10)
+    assert first["station"]["networkMode"] != "online"
+    # What mesh.services.network_mode_record does on a change: the truth in Redis, then the
+    # doorbell on the `mesh-network` group (its database row is not what the socket reads).
+    get_redis().set(MODE_KEY, jsonlib.dumps({"mode": "online", "failures": 0, "detail": "ok"}))
+    await get_channel_layer().group_send("mesh-network", {"type": "network.mode",
+                                                          "mode": "online",
+                                                          "previous": "unknown"})
+    pushed = await communicator.receive_json_from(timeout=10)
+    assert pushed["type"] == "SNAPSHOT" and pushed["station"]["networkMode"] == "online"
+    await communicator.disconnect()

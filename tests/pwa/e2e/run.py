@@ -15,6 +15,7 @@ stderr (exit 1). Screenshots of every page (desktop and 360 px) go to --artifact
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -396,6 +397,41 @@ def secure_origin(browser, base, a, b, c, internet, tokens, pages, wait_for, htt
                                               "ns => ns.map(n => n.dataset.callsign)"),
         "links": page.locator(".mesh-map line.link").count(),
         "title": page.title()}
+
+    # A station's QR code, from a photo (jsQR: headless Chromium has no BarcodeDetector).
+    import segno
+    from cryptography.exceptions import InvalidSignature
+
+    qr_png = Path(tempfile.mkdtemp(prefix="meshsite-qr-")) / "station-qr.png"
+    segno.make("http://10.99.0.7:8080/").save(str(qr_png), scale=8, border=4)
+    page.goto(base + "/stations")
+    page.get_by_label("Photo of a QR code").set_input_files(str(qr_png))
+    wait_text(page, "#scan-message", "Station found")
+    out["qrScan"] = {"message": page.text_content("#scan-message"),
+                     "endpoint": page.input_value("#peer-endpoint")}
+
+    # WebCrypto signs where the page is a secure context, and the signature verifies.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from tests.certificates import pki
+
+    key = pki.rsa_key("webcrypto-check", 2048)
+    message = b"meshsite-station-delegation-v1\nstation:abc\nnonce:xyz\n"
+    signed = page.evaluate("""async ([pem, b64]) => {
+        const claim = await import("/static/pwa/claim.js");
+        const forge = await claim.loadForge();
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const signature = await claim.sign(forge, forge.pki.privateKeyFromPem(pem), bytes);
+        return {signature, via: document.documentElement.dataset.signedWith};
+    }""", [pki.private_pem(key).decode(), base64.b64encode(message).decode()])
+    try:
+        key.public_key().verify(base64.b64decode(signed["signature"]), message,
+                                padding.PKCS1v15(), hashes.SHA256())
+        signed["verified"] = True
+    except InvalidSignature:
+        signed["verified"] = False
+    out["webCryptoSignature"] = {"via": signed["via"], "verified": signed["verified"]}
 
     # Every page: axe, and screenshots at desktop and phone width.
     for name, path in [("home", "/"), ("stations", "/stations"), ("content", "/content"),
