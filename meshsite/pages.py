@@ -6,6 +6,7 @@ page offers goes through the API, which checks who may do it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -102,6 +103,8 @@ def content_page(request: HttpRequest) -> HttpResponse:
         if winner and all(v.entry_id != winner.entry_id for v in versions):
             versions.insert(0, winner)
         versions.sort(key=lambda v: (not v.is_current, v.modified_packed))
+        for version in versions:
+            version.published_at = _hlc_time(version.modified)
     return render(request, "pwa/content.html", _context(
         request, "content", groups=groups, query=query,
         conflicts=[{"callsign": c, "path": p, "versions": v}
@@ -112,6 +115,16 @@ def content_page(request: HttpRequest) -> HttpResponse:
 @pwa_page
 def talk_page(request: HttpRequest) -> HttpResponse:
     return render(request, "pwa/talk.html", _context(request, "talk"))
+
+
+def _hlc_time(text: str) -> datetime | None:
+    """When a version was published, from its HLC timestamp (the wall-clock part)."""
+    from catalog.hlc import ClockError, Timestamp
+
+    try:
+        return datetime.fromtimestamp(Timestamp.parse(text).wall_ms / 1000, UTC)
+    except (ClockError, ValueError, OverflowError):
+        return None
 
 
 class OperatorSignInForm(AuthenticationForm):

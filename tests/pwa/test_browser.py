@@ -68,6 +68,8 @@ def test_claim_on_an_insecure_origin_with_a_p12(run):
     assert run["claimedOwner"] == "W1AW"
     assert run["signedWith"] == "forge"  # no WebCrypto on plain HTTP to a LAN address
     assert run["insecureOperatorSeesPublish"]  # the claim signed the operator in
+    # every page works there, live, without a service worker
+    assert set(run["insecurePages"]) == {"/", "/stations", "/content", "/talk", "/signin"}
 
 
 def test_claim_failures_say_what_was_wrong(run):
@@ -100,6 +102,9 @@ def test_two_pages_talk_over_a_webrtc_data_channel(run):
     assert talk["bobUnread"] == "1" and talk["bobUnreadAfter"] == 0
     assert "hello from alice" in talk["bobSaw"]
     assert "hello alice, bob here" in talk["aliceSaw"]
+    # kept in IndexedDB: after a reload the conversation is still there
+    assert "hello from alice" in talk["aliceHistoryAfterReload"]
+    assert "hello alice, bob here" in talk["aliceHistoryAfterReload"]
 
 
 def test_viewed_pages_open_from_the_service_worker_when_the_station_is_down(run):

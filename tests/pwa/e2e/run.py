@@ -305,6 +305,16 @@ def claim_on_insecure_origin(browser, base: str, files: dict[str, Path], pages: 
     pages.shoot(page, "claim-done-phone")
     page.goto(base + "/content")
     out["insecureOperatorSeesPublish"] = page.locator("#publish-form").count() == 1
+    # Every page works on the insecure origin too: live updates, no service worker.
+    out["insecurePages"] = {}
+    for path in ("/", "/stations", "/content", "/talk", "/signin"):
+        page.goto(base + path)
+        page.wait_for_function("() => document.documentElement.dataset.live === 'connected'"
+                               " && document.documentElement.dataset.offline === 'unavailable'")
+        out["insecurePages"][path] = page.text_content("[data-live='networkMode']")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(base + "/")
+    pages.shoot(page, "home-insecure-origin-desktop")
     context.close()
     return out
 
@@ -490,6 +500,13 @@ def talk(browser, base: str, pages: Pages) -> dict:
     out["bobUnreadAfter"] = bob.locator("#people button:has-text('ALICE') .badge").count()
     pages.shoot(alice, "talk-conversation-desktop")
     pages.shoot(bob, "talk-conversation-phone")
+    # The history stays in the browser: Alice comes back and finds the conversation.
+    alice.reload()
+    alice.get_by_label("Your name or callsign").fill("ALICE")
+    alice.get_by_role("button", name="Join").click()
+    alice.locator("#people button", has_text="BOB").click()
+    wait_text(alice, "#messages", "hello alice, bob here")
+    out["aliceHistoryAfterReload"] = alice.text_content("#messages")
     alice_context.close()
     bob_context.close()
     return out
