@@ -14,16 +14,9 @@ RECENT_CONTENT = 8
 
 def _peers() -> list[dict[str, Any]]:
     from mesh import selectors
-    from mesh.serializers import MeshPeerSerializer
+    from mesh.api import peers_live_data
 
-    live = selectors.live_members()
-    rows = MeshPeerSerializer(selectors.peers_list(), many=True).data
-    for row in rows:
-        current = live.get(str(row["id"]))
-        if current:
-            row["state"] = current["state"]
-            row["rttMs"] = current["rttMs"]
-            row["linked"] = bool(current.get("connected"))
+    rows = peers_live_data()
     routes = {route.destination: route for route in selectors.routes()}
     for row in rows:
         route = routes.get(row["stationId"] or "")

@@ -36,6 +36,29 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+const scripts = new Map();
+
+/**
+ * Load a vendored classic script (a UMD bundle that sets `window[globalName]`) once; resolves
+ * with that global. Script tags from this station pass the page's CSP (`script-src 'self'`).
+ */
+export function loadScript(url, globalName) {
+  if (window[globalName]) return Promise.resolve(window[globalName]);
+  if (!scripts.has(url)) {
+    scripts.set(url, new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = url;
+      script.onload = () => resolve(window[globalName]);
+      script.onerror = () => {
+        scripts.delete(url);
+        reject(new Error(`${url} could not be loaded`));
+      };
+      document.head.append(script);
+    }));
+  }
+  return scripts.get(url);
+}
+
 export function showMessage(node, text, kind = "error") {
   node.textContent = text;
   node.className = `message ${kind}`;

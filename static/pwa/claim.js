@@ -4,7 +4,7 @@
  * station's nonce (WebCrypto where the page is a secure context, else node-forge) and send the
  * certificate and the signature. The private key never leaves this page.
  */
-import { $, showMessage } from "./app.js";
+import { $, loadScript, showMessage } from "./app.js";
 
 const FORGE_URL = new URL("../vendor/node-forge-1.3.1/forge.min.js", import.meta.url).href;
 const CALLSIGN_OID = "1.3.6.1.4.1.12348.1.1";  // LoTW's callsign subject attribute
@@ -35,20 +35,7 @@ export const CLAIM_ERRORS = {
   unreachable: "The station did not answer. Check your connection to it and try again.",
 };
 
-let forgePromise = null;
-export function loadForge() {
-  if (window.forge) return Promise.resolve(window.forge);
-  if (!forgePromise) {
-    forgePromise = new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = FORGE_URL;
-      script.onload = () => resolve(window.forge);
-      script.onerror = () => reject(new Error("the certificate reader could not be loaded"));
-      document.head.append(script);
-    });
-  }
-  return forgePromise;
-}
+export const loadForge = () => loadScript(FORGE_URL, "forge");
 
 class ClaimError extends Error {}
 

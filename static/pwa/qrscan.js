@@ -3,22 +3,10 @@
  * the image's pixels. From a photo (a file input, which phones open on their camera, secure
  * context or not), or live from the camera where the page may use it (secure contexts).
  */
-const JSQR_URL = new URL("../vendor/jsqr-1.4.0/jsQR.js", import.meta.url).href;
-let jsqrPromise = null;
+import { loadScript } from "./app.js";
 
-function loadJsQR() {
-  if (window.jsQR) return Promise.resolve(window.jsQR);
-  if (!jsqrPromise) {
-    jsqrPromise = new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = JSQR_URL;
-      script.onload = () => resolve(window.jsQR);
-      script.onerror = () => reject(new Error("the QR code reader could not be loaded"));
-      document.head.append(script);
-    });
-  }
-  return jsqrPromise;
-}
+const JSQR_URL = new URL("../vendor/jsqr-1.4.0/jsQR.js", import.meta.url).href;
+const loadJsQR = () => loadScript(JSQR_URL, "jsQR");
 
 async function detectNative(source) {
   if (!("BarcodeDetector" in window)) return null;

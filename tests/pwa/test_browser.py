@@ -9,57 +9,33 @@ ignored by git); the path is printed.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.chromium import chromium_missing, run_in_namespace
 from tests.environment import requirement_missing
 from tests.harness import REPO
 
-CHROMIUM = "/usr/bin/chromium"
 SCRIPT = REPO / "tests" / "pwa" / "e2e" / "run.py"
-NETNS_SETUP = (
-    "set -e; ip link set lo up; ip link add v0 type veth peer name v1; "
-    "ip addr add 10.99.0.1/24 dev v0; ip link set v1 up; ip link set v0 up; "
-    "ip route add default dev v0; "
-)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.netns,
               pytest.mark.timeout(900)]
 
 
-def _tools_missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is not installed (apt-get install --no-install-recommends chromium)"
-    if shutil.which("openssl") is None:
-        return "openssl is not installed (it writes the TQSL-style RC2-40 .p12)"
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare/ip are not installed (util-linux, iproute2)"
-    if os.geteuid() != 0:
-        return "needs root for `unshare -n` and a veth pair"
-    return None
-
-
 @pytest.fixture(scope="module")
 def run() -> dict:
-    missing = _tools_missing()
+    # openssl writes the TQSL-style RC2-40 .p12
+    missing = chromium_missing("openssl")
     if missing:
         requirement_missing(missing)
     artifacts = Path(os.environ.get("PWA_ARTIFACTS", REPO / "tests" / "artifacts" / "pwa"))
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
     print(f"\nPWA screenshots: {artifacts}")
-    command = f"{NETNS_SETUP} exec {sys.executable} {SCRIPT} --artifacts {artifacts}"
-    completed = subprocess.run(["unshare", "-n", "bash", "-c", command], cwd=REPO,
-                               capture_output=True, text=True, timeout=840, check=False)
-    assert completed.returncode == 0, (
-        f"browser run failed ({completed.returncode}):\n{completed.stderr[-8000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_in_namespace(SCRIPT, "--artifacts", str(artifacts), timeout=840)
 
 
 def test_claim_on_an_insecure_origin_with_a_p12(run):
@@ -116,7 +92,7 @@ def test_viewed_pages_open_from_the_service_worker_when_the_station_is_down(run)
 def test_admin_dashboard_draws_the_three_linked_stations(run):
     assert sorted(run["adminMap"]["stations"]) == ["DL1D", "DL1D", "W1AW"]
     assert run["adminMap"]["links"] == 2
-    assert "W1AW control plane" in run["adminMap"]["title"]
+    assert "W1AW · Meshsite control plane" in run["adminMap"]["title"]
 
 
 def test_no_page_error_and_no_serious_accessibility_violation(run):

@@ -33,11 +33,6 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 VETH_ADDRESS = "10.99.0.1"
 AXE = REPO / "tests" / "pwa" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 P12_PASSWORD = "73 de W1AW"
@@ -211,6 +206,7 @@ def run(artifacts: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.certificates import pki
+    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
     from tests.harness import StationProcess, http_json, migrate
     from tests.mesh.stations import provision, wait_for
 
@@ -251,7 +247,7 @@ def run(artifacts: Path) -> dict:
         results["bulletinUrl"] = bulletin["url"]
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 results.update(claim_on_insecure_origin(browser, insecure, files, pages))
                 results.update(secure_origin(browser, secure, a, b, c, internet, tokens, pages,
