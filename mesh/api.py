@@ -36,12 +36,28 @@ def _owner_api_settings() -> tuple[list, list]:
         from rest_framework.authentication import SessionAuthentication
 
         return [SessionAuthentication], [permissions.IsAdminUser]
-    return [OwnerTokenAuthentication], [IsStationOwner]
+    from rest_framework.authentication import SessionAuthentication
+
+    # The operator's signed-in session (the PWA, with its CSRF token) counts as the owner too.
+    return [OwnerTokenAuthentication, SessionAuthentication], [IsStationOwner]
 
 
 @functools.cache
 def _station_id() -> str:
     return trust.local_station().station_id
+
+
+def peers_live_data() -> list[dict]:
+    """The rows of GET /api/peers: the peer list with meshd's live state, round trip and link."""
+    live = selectors.live_members()
+    data = MeshPeerSerializer(selectors.peers_list(), many=True).data
+    for row in data:
+        current = live.get(str(row["id"]))
+        if current:
+            row["state"] = current["state"]
+            row["rttMs"] = current["rttMs"]
+            row["linked"] = bool(current.get("connected"))
+    return data
 
 
 class PeerListCreateApi(APIView):
@@ -60,16 +76,7 @@ class PeerListCreateApi(APIView):
     @extend_schema(responses={200: MeshPeerSerializer(many=True)}, summary="Known stations",
                    operation_id="peers_list")
     def get(self, request: Request) -> Response:
-        peers = selectors.peers_list()
-        live = selectors.live_members()
-        data = MeshPeerSerializer(peers, many=True).data
-        for row in data:
-            current = live.get(str(row["id"]))
-            if current:
-                row["state"] = current["state"]
-                row["rttMs"] = current["rttMs"]
-                row["linked"] = bool(current.get("connected"))
-        return Response(data)
+        return Response(peers_live_data())
 
     @extend_schema(request=MeshPeerCreateSerializer,
                    responses={201: MeshPeerSerializer, 400: ErrorResponseSerializer,

@@ -15,11 +15,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - after
 from catalog.routing import websocket_urlpatterns as catalog_ws  # noqa: E402
 from certificates.routing import websocket_urlpatterns as certificates_ws  # noqa: E402
 from mesh.routing import websocket_urlpatterns as mesh_ws  # noqa: E402
+from meshsite.routing import websocket_urlpatterns as live_ws  # noqa: E402
 from signaling.routing import websocket_urlpatterns as signaling_ws  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
-    "websocket": URLRouter(signaling_ws + mesh_ws + catalog_ws + certificates_ws),
+    "websocket": URLRouter(signaling_ws + mesh_ws + catalog_ws + certificates_ws + live_ws),
 })
 
 # CPython's cyclic garbage collector, tuned for a server holding thousands of WebSockets: with

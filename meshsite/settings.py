@@ -470,3 +470,26 @@ CATALOG_FETCH_TIMEOUT = env_int("MESHSITE_CATALOG_FETCH_TIMEOUT", 30, minimum=1,
 CELERY_BEAT_SCHEDULE["catalog-sync"] = {
     "task": "catalog.tasks.sync_round", "schedule": CATALOG_SYNC_INTERVAL}
 CELERY_BEAT_SCHEDULE["catalog-prune"] = {"task": "catalog.tasks.prune", "schedule": 3600}
+
+# --- PWA ------------------------------------------------------------------------------------
+
+# Seconds between the server-side checks that push a changed snapshot to `/ws/live` (the PWA);
+# network-mode changes are pushed at once.
+MESHSITE_LIVE_INTERVAL = _mesh_env_float("MESHSITE_LIVE_INTERVAL", 2.0, minimum=0.2, maximum=600)
+LOGIN_URL = "/signin"
+# Optional HTTPS: a PEM certificate (chain after it) and its unencrypted PEM key. With both set,
+# runstation serves HTTPS (and wss://) instead of HTTP on the same port.
+MESHSITE_TLS_CERT = env_str("MESHSITE_TLS_CERT", "") or None
+MESHSITE_TLS_KEY = env_str("MESHSITE_TLS_KEY", "") or None
+if bool(MESHSITE_TLS_CERT) != bool(MESHSITE_TLS_KEY):
+    raise ImproperlyConfigured(
+        "MESHSITE_TLS_CERT and MESHSITE_TLS_KEY go together: set both (the certificate and its "
+        "key, PEM files) for HTTPS, or neither for HTTP.")
+if MESHSITE_TLS_CERT and MESHSITE_TLS_KEY:
+    from meshsite.tls import TlsConfigError, tls_files_check
+
+    try:
+        tls_files_check(Path(MESHSITE_TLS_CERT).expanduser().resolve(),
+                        Path(MESHSITE_TLS_KEY).expanduser().resolve())
+    except TlsConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc

@@ -6,11 +6,19 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from meshsite import pages
 from meshsite.api import HealthzApi, InfoApi, StatusApi
-from meshsite.views import station_page
 
 urlpatterns = [
-    path("", station_page, name="station-page"),
+    path("", pages.home_page, name="station-page"),
+    path("claim", pages.claim_page, name="pwa-claim"),
+    path("stations", pages.stations_page, name="pwa-stations"),
+    path("content", pages.content_page, name="pwa-content"),
+    path("talk", pages.talk_page, name="pwa-talk"),
+    path("signin", pages.signin_page, name="pwa-signin"),
+    path("signout", pages.signout_page, name="pwa-signout"),
+    path("sw.js", pages.service_worker, name="pwa-sw"),
+    path("manifest.webmanifest", pages.manifest, name="pwa-manifest"),
     path("admin/", admin.site.urls),
     path("healthz", HealthzApi.as_view(), name="healthz"),
     path("api/status", StatusApi.as_view(), name="api-status"),

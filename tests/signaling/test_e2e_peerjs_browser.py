@@ -9,42 +9,21 @@ $E2E_CACHE_DIR, default ~/.cache/meshsite-tests.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.chromium import chromium_missing, run_in_namespace
 from tests.environment import requirement_missing
 from tests.harness import REPO
 
 PEERJS_VERSION = "1.5.5"
-CHROMIUM = "/usr/bin/chromium"
 SCRIPT = REPO / "tests" / "signaling" / "e2e" / "browser_peerjs.py"
-
-NETNS_SETUP = (
-    "set -e; ip link set lo up; ip link add v0 type veth peer name v1; "
-    "ip addr add 10.99.0.1/24 dev v0; ip link set v1 up; ip link set v0 up; "
-    "ip route add default dev v0; "
-)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.netns,
               pytest.mark.timeout(240)]
-
-
-def _tools_missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is not installed (apt-get install --no-install-recommends chromium)"
-    if shutil.which("npm") is None:
-        return "npm is not installed (apt-get install nodejs npm)"
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare/ip are not installed (util-linux, iproute2)"
-    if os.geteuid() != 0:
-        return "needs root for `unshare -n` and a veth pair"
-    return None
 
 
 def _peerjs_dist() -> Path:
@@ -61,16 +40,11 @@ def _peerjs_dist() -> Path:
 
 @pytest.fixture(scope="module")
 def browser_run() -> dict:
-    missing = _tools_missing()
+    missing = chromium_missing("npm")
     if missing:
         requirement_missing(missing)
     dist = _peerjs_dist()
-    command = f"{NETNS_SETUP} exec {sys.executable} {SCRIPT} --peerjs-js {dist}"
-    completed = subprocess.run(["unshare", "-n", "bash", "-c", command], cwd=REPO,
-                               capture_output=True, text=True, timeout=200, check=False)
-    assert completed.returncode == 0, (
-        f"browser run failed ({completed.returncode}):\n{completed.stderr[-6000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_in_namespace(SCRIPT, "--peerjs-js", str(dist), timeout=200)
 
 
 def test_peerjs_peers_open_and_exchange_data_both_ways(browser_run: dict) -> None:

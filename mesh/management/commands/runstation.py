@@ -8,6 +8,7 @@ import fcntl
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 import urllib.request
@@ -134,18 +135,28 @@ class Command(BaseCommand):
                                    env, redis_ready, 15, f"embedded Redis on {socket_path}",
                                    others_wait=True))
         probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)  # noqa: S104
-        status_url = f"http://{_bracket(probe_host)}:{port}/api/status"
+        tls = _tls_files()
+        status_url = f"{'https' if tls else 'http'}://{_bracket(probe_host)}:{port}/api/status"
+        # Our own server on loopback: its certificate names the station, not 127.0.0.1.
+        probe_context = ssl._create_unverified_context() if tls else None  # noqa: S323
 
         def web_ready() -> bool:
             try:
-                with urllib.request.urlopen(status_url, timeout=1) as response:
+                with urllib.request.urlopen(  # noqa: S310 - our own http(s) status URL
+                        status_url, timeout=1, context=probe_context) as response:
                     return response.status == 200
             except OSError:
                 return False
 
         python = sys.executable
+        if tls:
+            from meshsite.tls import daphne_ssl_endpoint
+
+            listen = ["-e", daphne_ssl_endpoint(host=host, port=port, cert=tls[0], key=tls[1])]
+        else:
+            listen = ["-b", host, "-p", str(port)]
         specs.append(ChildSpec(
-            "web", [python, "-m", "daphne", "-b", host, "-p", str(port),
+            "web", [python, "-m", "daphne", *listen,
                     "--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
                     "meshsite.asgi:application"],
             env, web_ready, 60, f"daphne on {_bracket(host)}:{port}",
@@ -253,13 +264,15 @@ class Command(BaseCommand):
         else:
             self.stdout.write(self.style.SUCCESS(
                 f"Station ready: state {state}" + (f", owner {owner}" if owner else "")))
+        secure = _tls_files() is not None
         for address in hosts:
-            base = f"http://{_bracket(address)}:{port}"
+            base = f"{'https' if secure else 'http'}://{_bracket(address)}:{port}"
             self.stdout.write(f"  station   {base}/")
             self.stdout.write(f"  admin     {base}/admin/")
             self.stdout.write(f"  api docs  {base}/api/docs/")
-            self.stdout.write(f"  signaling ws://{_bracket(address)}:{port}/ws/signal"
-                              f"  peerjs ws://{_bracket(address)}:{port}/peerjs/peerjs")
+            ws = "wss" if secure else "ws"
+            self.stdout.write(f"  signaling {ws}://{_bracket(address)}:{port}/ws/signal"
+                              f"  peerjs {ws}://{_bracket(address)}:{port}/peerjs/peerjs")
 
 
 class PartsRecorder:
@@ -278,6 +291,15 @@ class PartsRecorder:
         self.parts[name] = {"state": state, "pid": pid, "since": time.time(), "detail": detail}
         with contextlib.suppress(Exception):  # Redis not up yet, or the part that died
             health.parts_record(self.parts, client=self.client)
+
+
+def _tls_files() -> tuple[Path, Path] | None:
+    """MESHSITE_TLS_CERT / MESHSITE_TLS_KEY (checked by the settings), or None for HTTP."""
+    cert = getattr(settings, "MESHSITE_TLS_CERT", None)
+    key = getattr(settings, "MESHSITE_TLS_KEY", None)
+    if not cert or not key:
+        return None
+    return Path(cert).expanduser().resolve(), Path(key).expanduser().resolve()
 
 
 def daphne_ping_args() -> list[str]:

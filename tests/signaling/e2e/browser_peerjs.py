@@ -38,12 +38,6 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>meshsite e2e</title></head>
 <body><script src="/peerjs.min.js"></script>
@@ -162,12 +156,14 @@ def station():
 def run_scenarios(host: str, port: int, page_port: int, *, native: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
+    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
     results: dict = {}
     opts = {"host": host, "port": port, "path": "/peerjs/", "key": "peerjs", "debug": 1,
             "config": {"iceServers": []}}
     page_url = f"http://127.0.0.1:{page_port}/index.html"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             pages = [browser.new_context().new_page() for _ in range(3)]
             for page in pages:
