@@ -11,3 +11,11 @@ from signaling.services import sessions_prune
 def prune_sessions() -> dict[str, int]:
     """Drop sessions older than the retention; close those of dead processes as lost."""
     return sessions_prune()
+
+
+@shared_task(name="signaling.tasks.prune_messages", ignore_result=True)
+def prune_messages() -> dict[str, int]:
+    """Delete expired mailbox envelopes and expired outbound batches."""
+    from signaling.mailbox import messages_prune
+
+    return messages_prune()
