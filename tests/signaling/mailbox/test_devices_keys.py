@@ -48,7 +48,7 @@ def test_bundle_without_one_time_key_when_none_left(api: Mailbox) -> None:
     assert sorted(key["keyId"] for key in keys[:2]) == [1, 2]
     assert api.count(bob) == 0
     status, body = api.call("GET", "/api/mailbox/keys", token=bob.token)
-    assert body == {"oneTimePreKeyCount": 0, "low": True}
+    assert (status, body) == (200, {"oneTimePreKeyCount": 0, "low": True})
 
 
 def test_non_empty_upload_replaces_and_empty_changes_nothing(api: Mailbox) -> None:
