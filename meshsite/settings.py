@@ -397,6 +397,8 @@ MAILBOX_FORWARD_INTERVAL = env_int("MESHSITE_MAILBOX_FORWARD_INTERVAL", 10, mini
                                    maximum=3600)
 CELERY_BEAT_SCHEDULE["mailbox-prune"] = {
     "task": "signaling.tasks.prune_messages", "schedule": MAILBOX_PRUNE_INTERVAL}
+CELERY_BEAT_SCHEDULE["mailbox-forward"] = {
+    "task": "signaling.tasks.forward_mailbox", "schedule": MAILBOX_FORWARD_INTERVAL}
 
 # --- mesh -----------------------------------------------------------------------------------
 

@@ -215,7 +215,7 @@ def device_register(*, certificate: Any, chain: Any, nonce: Any, signature: Any,
         raise MailboxError("invalid", "chain: a list of PEM certificates")
     if not isinstance(nonce, str) or not nonce:
         raise MailboxError("invalid", "nonce: from POST /api/mailbox/devices/nonce")
-    proof = decode_b64(signature, "signature")
+    proof_bytes = decode_b64(signature, "signature")
     identity = _public_key(identity_key, "identityKey")
     spk = _signed_prekey(signed_prekey, identity)
     registration = _int(registration_id, "registrationId", 1, 2**31)
@@ -225,8 +225,9 @@ def device_register(*, certificate: Any, chain: Any, nonce: Any, signature: Any,
                                         "from POST /api/mailbox/devices/nonce.")
     try:
         verified = license_verify(certificate=certificate, chain=chain)
-        signature_verify(public_key=verified.public_key, signature=proof, message=device_message(
-            station_id=station_get().station_id, nonce=nonce))
+        signature_verify(public_key=verified.public_key, signature=proof_bytes,
+                         message=device_message(station_id=station_get().station_id,
+                                                nonce=nonce))
     except CertificateError as exc:
         status = 422 if exc.code in ("bad_proof", "bad_signature") else exc.http_status()
         raise MailboxError(exc.code, exc.detail, status=status) from exc
@@ -260,16 +261,21 @@ def device_register(*, certificate: Any, chain: Any, nonce: Any, signature: Any,
         for device_pk in replaced:
             ring_on_commit(device_pk, {"type": "mailbox.close", "code": 4001,
                                        "reason": "the operator registered a new identity key"})
-        transaction.on_commit(lambda: _home_changed(callsign))
+        proof = {"certificate": certificate, "chain": chain, "nonce": nonce,
+                 "signature": b64(proof_bytes)}
+        transaction.on_commit(lambda: _home_changed(callsign, proof))
     logger.info("mailbox device registered", extra={"callsign": callsign,
                                                     "device": device.device_id})
     return RegisteredDevice(callsign, device.device_id, token, device, replaced)
 
 
-def _home_changed(callsign: str) -> None:
+def _home_changed(callsign: str, proof: dict[str, Any]) -> None:
     from signaling import mailbox_mesh
 
-    mailbox_mesh.home_announce(callsign=callsign)
+    try:
+        mailbox_mesh.home_announce(callsign=callsign, proof=proof)
+    except Exception:  # the device is registered; the home record follows at the next one
+        logger.exception("mailbox home record not written", extra={"callsign": callsign})
 
 
 def device_authenticate(token: Any) -> MailboxDevice | None:
@@ -411,40 +417,52 @@ def envelopes_parse(messages: Any, timestamp: Any) -> tuple[list[Envelope], int]
     return out, ts
 
 
-def messages_store(*, callsign: str, envelopes: list[Envelope], timestamp: int, source: str,
-                   source_device: int, ttl: int | None = None) -> list[str]:
-    """Store one envelope per device of `callsign` (a local operator); their server ids in
-    the order given. 409 {missingDevices, extraDevices} unless the envelopes name exactly the
-    operator's devices (less the sender's own when writing to oneself); 410 {staleDevices}
-    for a registration id that is not the device's. Each device keeps at most
-    MAILBOX_QUEUE_CAP envelopes: the oldest go first."""
+def devices_check(*, callsign: str, envelopes: list[Envelope], source: str,
+                  source_device: int) -> dict[int, MailboxDevice]:
+    """The recipient's devices by id when the envelopes name exactly them (less the sender's
+    own when writing to oneself) with their current registration ids; else 404/409/410."""
     callsign = callsign.upper()
     operator = MailboxOperator.objects.filter(callsign=callsign).first()
     if operator is None:
         raise MailboxError("unknown_operator", f"{callsign} has no mailbox on this station",
                            status=404)
+    devices = {d.device_id: d for d in operator.devices.all()}
+    if callsign == source.upper():
+        devices.pop(source_device, None)
+    given = {e.device_id for e in envelopes}
+    missing, extra = sorted(set(devices) - given), sorted(given - set(devices))
+    if missing or extra:
+        raise MailboxError("mismatched_devices", f"{callsign}'s devices are {sorted(devices)}: "
+                           f"missing {missing}, extra {extra}", status=409,
+                           extra={"missingDevices": missing, "extraDevices": extra})
+    stale = sorted(e.device_id for e in envelopes
+                   if devices[e.device_id].registration_id != e.registration_id)
+    if stale:
+        raise MailboxError("stale_devices", f"registration ids changed for {callsign}'s "
+                           f"devices {stale}: fetch their bundles again", status=410,
+                           extra={"staleDevices": stale})
+    return devices
+
+
+def messages_store(*, callsign: str, envelopes: list[Envelope], timestamp: int, source: str,
+                   source_device: int, ttl: int | None = None,
+                   server_ids: list[str] | None = None) -> list[str]:
+    """Store one envelope per device of `callsign` (a local operator); their server ids in
+    the order given. 409 {missingDevices, extraDevices} unless the envelopes name exactly the
+    operator's devices (less the sender's own when writing to oneself); 410 {staleDevices}
+    for a registration id that is not the device's. Each device keeps at most
+    MAILBOX_QUEUE_CAP envelopes: the oldest go first. `server_ids`: ids given beforehand (a
+    forwarded batch); storing them twice fails on their uniqueness (IntegrityError)."""
     expires = timezone.now() + dt.timedelta(seconds=ttl or settings.MAILBOX_MESSAGE_TTL)
+    ids = server_ids or [uuid.uuid4().hex for _ in envelopes]
     with transaction.atomic():
-        devices = {d.device_id: d for d in operator.devices.all()}
-        if callsign == source.upper():
-            devices.pop(source_device, None)
-        given = {e.device_id for e in envelopes}
-        missing, extra = sorted(set(devices) - given), sorted(given - set(devices))
-        if missing or extra:
-            raise MailboxError("mismatched_devices", f"{callsign}'s devices are "
-                               f"{sorted(devices)}: missing {missing}, extra {extra}",
-                               status=409, extra={"missingDevices": missing,
-                                                  "extraDevices": extra})
-        stale = sorted(e.device_id for e in envelopes
-                       if devices[e.device_id].registration_id != e.registration_id)
-        if stale:
-            raise MailboxError("stale_devices", f"registration ids changed for {callsign}'s "
-                               f"devices {stale}: fetch their bundles again", status=410,
-                               extra={"staleDevices": stale})
-        rows = [MailboxMessage(server_id=uuid.uuid4().hex, device=devices[e.device_id],
+        devices = devices_check(callsign=callsign, envelopes=envelopes, source=source,
+                                source_device=source_device)
+        rows = [MailboxMessage(server_id=server_id, device=devices[e.device_id],
                                source=source.upper(), source_device=source_device,
                                message_type=e.message_type, timestamp=timestamp,
-                               content=e.content, expires_at=expires) for e in envelopes]
+                               content=e.content, expires_at=expires)
+                for server_id, e in zip(ids, envelopes, strict=True)]
         MailboxMessage.objects.bulk_create(rows)
         for row in rows:
             over = list(MailboxMessage.objects.filter(device=row.device).order_by("-pk")

@@ -138,8 +138,13 @@ class MailboxHome(models.Model):
     callsign = models.CharField(max_length=32, unique=True)
     station_id = models.CharField(max_length=64)
     issued_at = models.BigIntegerField(help_text="The home station's clock (ms) at signing.")
-    credential = models.JSONField(help_text="The home station's credential.")
-    signature = models.CharField(max_length=128)
+    proof = models.JSONField(help_text="The operator's device registration there: certificate, "
+                                       "chain, nonce and the license key's signature over the "
+                                       "home station's id and that nonce.")
+    credential = models.JSONField(help_text="The home station's credential (empty: unclaimed, "
+                                            "not gossiped).")
+    signature = models.CharField(max_length=128, blank=True,
+                                 help_text="The home station's signature over the record.")
     received_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -154,9 +159,9 @@ class MailboxOutbound(models.Model):
     station acknowledged them (`mailbox.mesh` sends them)."""
 
     class State(models.TextChoices):
-        PENDING = "pending", "pending"
+        PENDING = "pending", "not yet accepted by the home station"
         WAITING_LAN = "waiting_lan", "waiting for a LAN/IP route"
-        FAILED = "failed", "refused by the home station"
+        ACCEPTED = "accepted", "accepted, the home station is fetching it"
 
     batch_id = models.CharField(max_length=32, unique=True)
     callsign = models.CharField(max_length=32, db_index=True)
@@ -166,6 +171,8 @@ class MailboxOutbound(models.Model):
     source = models.CharField(max_length=32)
     source_device = models.PositiveIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    ids = models.JSONField(default=list, blank=True,
+                           help_text="The envelope ids the home station gave on acceptance.")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     next_attempt_at = models.DateTimeField(db_index=True)

@@ -19,3 +19,19 @@ def prune_messages() -> dict[str, int]:
     from signaling.mailbox import messages_prune
 
     return messages_prune()
+
+
+@shared_task(name="signaling.tasks.forward_mailbox", ignore_result=True)
+def forward_mailbox() -> dict[str, int]:
+    """Hand kept mailbox batches to their home stations (retries after a failure on the way)."""
+    from signaling.mailbox_mesh import outbound_forward_due
+
+    return outbound_forward_due()
+
+
+@shared_task(name="signaling.tasks.pull_mailbox_batch", ignore_result=True)
+def pull_mailbox_batch(batch: str) -> str:
+    """At the home station: fetch an accepted batch of envelopes and store it."""
+    from signaling.mailbox_mesh import batch_pull
+
+    return batch_pull(batch=batch)

@@ -17,6 +17,7 @@ import pytest
 from certificates.x509tools import to_pem
 from tests.certificates import pki
 from tests.harness import http_json
+from tests.mesh.conftest import topology  # noqa: F401 - the fixture, for test_mesh_netns
 from tests.signaling import wsclient
 from tests.signaling.conftest import SignalingDaphne, _start
 from tests.signaling.mailbox.signal_client import SignalDevice
@@ -75,10 +76,11 @@ class Mailbox:
         assert status == 200, body
         return body
 
-    def register(self, callsign: str, device: SignalDevice | None = None) -> SignalDevice:
+    def register(self, callsign: str, device: SignalDevice | None = None,
+                 who: pki.Identity | None = None) -> SignalDevice:
         device = device or SignalDevice()
         status, body = self.call("POST", "/api/mailbox/devices",
-                                 device.registration(person(callsign)[1], self.nonce()))
+                                 device.registration(who or person(callsign)[1], self.nonce()))
         assert status == 201, body
         assert body["callsign"] == callsign
         device.token, device.device_id, device.callsign = (body["token"], body["deviceId"],

@@ -24,6 +24,7 @@ from tests.certificates import pki
 
 INFO = b"meshsite-mailbox-test"
 PREKEY_MESSAGE = 3
+WHISPER_MESSAGE = 1
 DEVICE_PREFIX = b"meshsite-mailbox-device-v1\n"
 
 
@@ -95,7 +96,8 @@ class SignalDevice:
         self.token = ""
         self.device_id = 0
         self.callsign = ""
-        self.sessions: dict[tuple[str, int], _Ratchet] = {}
+        # (callsign, device id) -> (ratchet, the X3DH associated data)
+        self.sessions: dict[tuple[str, int], tuple[_Ratchet, bytes]] = {}
 
     @property
     def identity_key(self) -> bytes:
@@ -135,7 +137,7 @@ class SignalDevice:
         ratchet, encrypted = await _Ratchet.encrypt_initial_message(
             shared_secret=secret, recipient_ratchet_pub=their.signed_pre_key,
             message=plaintext, associated_data=associated, **RATCHET)
-        self.sessions[(bundle["callsign"], device["deviceId"])] = ratchet
+        self.sessions[(bundle["callsign"], device["deviceId"])] = (ratchet, associated)
         content = json.dumps({
             "ik": b64(header.identity_key), "ek": b64(header.ephemeral_key),
             "spk": b64(header.signed_pre_key),
@@ -161,8 +163,28 @@ class SignalDevice:
         ratchet, plaintext = await _Ratchet.decrypt_initial_message(
             shared_secret=secret, own_ratchet_priv=spk.priv, message=message,
             associated_data=associated, **RATCHET)
-        self.sessions[(envelope["source"], envelope["sourceDevice"])] = ratchet
+        self.sessions[(envelope["source"], envelope["sourceDevice"])] = (ratchet, associated)
         return plaintext
+
+    # -- later messages of a session ----------------------------------------------------------
+
+    async def encrypt_next(self, callsign: str, device_id: int, registration_id: int,
+                           plaintext: bytes) -> dict[str, Any]:
+        ratchet, associated = self.sessions[(callsign, device_id)]
+        encrypted = await ratchet.encrypt_message(plaintext, associated)
+        content = json.dumps({"rk": b64(encrypted.header.ratchet_pub),
+                              "pn": encrypted.header.previous_sending_chain_length,
+                              "n": encrypted.header.sending_chain_length,
+                              "ct": b64(encrypted.ciphertext)}).encode()
+        return {"deviceId": device_id, "registrationId": registration_id,
+                "type": WHISPER_MESSAGE, "content": b64(content)}
+
+    async def decrypt_next(self, envelope: dict[str, Any]) -> bytes:
+        ratchet, associated = self.sessions[(envelope["source"], envelope["sourceDevice"])]
+        data = json.loads(unb64(envelope["content"]))
+        message = EncryptedMessage(header=Header(unb64(data["rk"]), data["pn"], data["n"]),
+                                   ciphertext=unb64(data["ct"]))
+        return await ratchet.decrypt_message(message, associated)
 
 
 def random_key() -> str:
