@@ -741,6 +741,14 @@ class MailboxConsumer(AsyncJsonWebsocketConsumer):
     async def mailbox_keys_low(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "keys_low", "oneTimePreKeyCount": event.get("count", 0)})
 
+    async def mailbox_forwarded(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "forwarded", "batch": event.get("batch"),
+                              "ids": event.get("ids") or []})
+
+    async def mailbox_forward_failed(self, event: dict[str, Any]) -> None:
+        await self.send_json({**{k: v for k, v in event.items() if k != "type"},
+                              "type": "forward_failed"})
+
     async def mailbox_close(self, event: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
             await self._error("device_removed", str(event.get("reason", "")))
