@@ -141,13 +141,15 @@ class MailboxDeviceRegisterApi(MailboxApiView):
                          "token": result.token}, status=201)
 
 
+def _keys_answer(count: int) -> Response:
+    return Response({"oneTimePreKeyCount": count, "low": count <= settings.MAILBOX_LOW_PREKEYS})
+
+
 class MailboxKeysApi(MailboxApiView):
     @extend_schema(responses={200: MailboxKeysResponseSerializer, 401: E401},
                    summary="How many one-time prekeys this device has left", tags=["mailbox"])
     def get(self, request: Request) -> Response:
-        count = selectors.mailbox_prekey_count(device_pk=request.auth.pk)
-        return Response({"oneTimePreKeyCount": count,
-                         "low": count <= settings.MAILBOX_LOW_PREKEYS})
+        return _keys_answer(selectors.mailbox_prekey_count(device_pk=request.auth.pk))
 
     @extend_schema(request=MailboxKeysRequestSerializer,
                    responses={200: MailboxKeysResponseSerializer, 400: E400, 401: E401,
@@ -155,11 +157,9 @@ class MailboxKeysApi(MailboxApiView):
                    summary="Upload a signed prekey and/or one-time prekeys", tags=["mailbox"])
     def put(self, request: Request) -> Response:
         data = _body(request)
-        count = mailbox.keys_update(device=request.auth,
-                                    signed_prekey=data.get("signedPreKey"),
-                                    one_time_prekeys=data.get("oneTimePreKeys"))
-        return Response({"oneTimePreKeyCount": count,
-                         "low": count <= settings.MAILBOX_LOW_PREKEYS})
+        return _keys_answer(mailbox.keys_update(device=request.auth,
+                                                signed_prekey=data.get("signedPreKey"),
+                                                one_time_prekeys=data.get("oneTimePreKeys")))
 
 
 class MailboxBundleApi(MailboxApiView):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 station = mailbox_daphne(MESHSITE_MAILBOX_QUEUE_CAP="5", MESHSITE_MAILBOX_SEND_RATE="40",
                          MESHSITE_MAILBOX_BUNDLE_RATE="6", MESHSITE_MAILBOX_BUNDLE_TARGET_RATE="8",
-                         MESHSITE_MAILBOX_LOW_PREKEYS="1")
+                         MESHSITE_MAILBOX_LOW_PREKEYS="1", MESHSITE_MAILBOX_REGISTER_RATE="8")
 
 
 @pytest.fixture
@@ -207,6 +207,9 @@ def test_429_send_and_bundle_rates(api: Mailbox) -> None:
     assert statuses == [200, 200, 429]  # per target: 8 in the window across requesters
     sent = [api.send(alice, "DL1BOB", [opaque(bob, size=8)])[0] for _ in range(41)]
     assert sent == [200] * 40 + [429]
+    # Device nonces per client address: the three registrations above took three of eight.
+    nonces = [api.call("POST", "/api/mailbox/devices/nonce")[0] for _ in range(6)]
+    assert nonces == [200] * 5 + [429]
 
 
 async def test_keys_low_event_and_count(api: Mailbox) -> None:
