@@ -650,9 +650,9 @@ class MailboxConsumer(AsyncJsonWebsocketConsumer):
         self.device_pk = None
         self.last_pk = 0
         self.lock = asyncio.Lock()
-        await self.accept()
         self.auth_timer = asyncio.get_running_loop().call_later(
             MAILBOX_AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_timeout()))
+        await self.accept()
 
     async def _auth_timeout(self) -> None:
         if self.device_pk is None:
