@@ -13,10 +13,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +64,7 @@ from certificates.x509tools import (
     verify_signature,
 )
 from certificates.x509tools import delegation_message as _delegation_message
-from meshsite.redisconn import get_redis
+from meshsite.redisconn import get_redis, rate_window_take
 
 logger = logging.getLogger(__name__)
 
@@ -644,31 +642,12 @@ def ca_remove() -> None:
     settings.MESHSITE_CA_KEY_FILE.unlink(missing_ok=True)
 
 
-_RATE_SCRIPT = """
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) >= limit then
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return {0, oldest[2]}
-end
-redis.call('ZADD', key, now, ARGV[4])
-redis.call('EXPIRE', key, window + 1)
-return {1, '0'}
-"""
-
-
 def _issue_rate_reserve(ca_fingerprint: str) -> None:
     """Take one of the CA's issuance slots (sliding window in Redis) or raise `rate_limited`."""
-    now = time.time()
     window = settings.MESHSITE_CA_ISSUE_WINDOW
-    allowed, oldest = get_redis().eval(
-        _RATE_SCRIPT, 1, ISSUE_RATE_PREFIX + ca_fingerprint, now, window,
-        settings.MESHSITE_CA_ISSUE_LIMIT, f"{now}:{secrets.token_hex(4)}")
-    if not int(allowed):
-        retry = max(1, math.ceil(float(oldest) + window - now))
+    retry = rate_window_take(key=ISSUE_RATE_PREFIX + ca_fingerprint, window=window,
+                             limit=settings.MESHSITE_CA_ISSUE_LIMIT)
+    if retry:
         raise CertificateError(
             "rate_limited", f"This CA issued {settings.MESHSITE_CA_ISSUE_LIMIT} certificates in "
             f"the last {window} s; try again in {retry} s.", retry_after=retry)

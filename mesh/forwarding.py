@@ -139,16 +139,29 @@ def _hop_timeout(ttl: int) -> float:
     return settings.MESH_FORWARD_TIMEOUT * max(1, ttl)
 
 
-def _route(dest: str) -> tuple[str, int] | None:
-    """(next hop, hops) of the stored route to `dest`, or None."""
+def _route(dest: str, lan_only: bool = False) -> tuple[str, int] | None:
+    """(next hop, hops) of the stored route to `dest` (with `lan_only`, of the route over
+    LAN/IP links only), or None."""
     from mesh import selectors
 
     route = selectors.route_to(dest)
     if route is None:
         return None
     if isinstance(route, dict):
+        if lan_only:
+            return ((route["lan_next_hop"], int(route["lan_hops"] or 1))
+                    if route.get("lan_next_hop") else None)
         return route["next_hop"], int(route["hops"])
+    if lan_only:
+        return (route.lan_next_hop, int(route.lan_hops or 1)) if route.lan_next_hop else None
     return route.next_hop, int(route.hops)
+
+
+def _no_route(dest: str, lan_only: bool, where: str) -> ForwardError:
+    if lan_only:
+        return ForwardError("no_lan_route", f"no LAN/IP-only route to {dest[:12]} ({where}): "
+                                            "this traffic never goes on the air")
+    return ForwardError("no_route", f"no route to {dest[:12]} ({where})")
 
 
 def _wait(ttl: int, hops: int) -> float:
@@ -176,7 +189,7 @@ def _at_this_hop(payload: dict[str, Any]) -> tuple[trust.LocalStation, ForwardEr
                                                    f"{payload['kind']!r} here"), None, None
     meta = source.describe(payload["request"])
     onward = None if meta is not None or payload["dest"] == local.station_id else \
-        _route(payload["dest"])
+        _route(payload["dest"], registry.forward_lan_only(payload["kind"]))
     return local, None, meta, onward
 
 
@@ -213,8 +226,9 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     ttl = payload["ttl"] - 1
     if ttl < 1:
         raise ForwardError("ttl_expired", f"the TTL ran out ({where})")
+    lan_only = registry.forward_lan_only(payload["kind"])
     if found is None:
-        raise ForwardError("no_route", f"no route to {payload['dest'][:12]} ({where})")
+        raise _no_route(payload["dest"], lan_only, where)
     nxt, hops = found
     state["next"] = nxt
     await _state_put(payload["rid"], state)
@@ -291,17 +305,21 @@ class Fetch:
         self.meta: dict[str, Any] = {}
 
     async def open(self) -> dict[str, Any]:
+        lan_only = registry.forward_lan_only(self.kind)
         local, routed = await sync_to_async(lambda: (trust.local_station(),
-                                                     _route(self.dest)))()
+                                                     _route(self.dest, lan_only)))()
         if local.credential is None:
             raise ForwardError("unclaimed", "this station is not claimed: it cannot sign a "
                                             "forwarded request")
-        linked = await linkbus.linked_peers()
-        found = ((self.dest, 1) if self.dest in linked or linkbus.local_link(self.dest)
+        linked = {} if lan_only else await linkbus.linked_peers()
+        # A LAN-only request goes by the LAN-only route even to a neighbour: the link to it
+        # may be on the air.
+        found = ((self.dest, 1) if not lan_only and (self.dest in linked
+                                                     or linkbus.local_link(self.dest))
                  else routed)
         if found is None:
-            raise ForwardError("no_route", f"no route to {self.dest[:12]} (at "
-                                           f"{local.callsign or 'this station'}, hop 0)")
+            raise _no_route(self.dest, lan_only,
+                            f"at {local.callsign or 'this station'}, hop 0")
         first, hops = found
         self.first_hop = first
         self.wait = _wait(self.ttl, hops) + 2

@@ -37,7 +37,9 @@ An app whose data other stations may ask for through the mesh (multi-hop forward
 
 where `describe(request) -> dict | None` says what this station would serve (`{"size": n, ...}`)
 or None when it does not hold it, and `read(request, offset, length) -> bytes` reads a piece.
-Both are sync (they run in a thread) and raise `MeshHandlerError` for a bad request.
+Both are sync (they run in a thread) and raise `MeshHandlerError` for a bad request. A kind
+registered with `lan_only=True` (encrypted mail: Part 97) is forwarded only along the LAN/IP-only
+routes (`Route.lan_next_hop`), by every station on the way, never over an RF hop.
 """
 
 from __future__ import annotations
@@ -116,13 +118,24 @@ class ForwardSource(Protocol):
 
 
 _forward_sources: dict[str, ForwardSource] = {}
+_lan_only_kinds: set[str] = set()
 
 
-def register_forward_source(kind: str, source: ForwardSource) -> None:
-    """Serve forwarded requests of `kind` (a short lower-case name) from `source`."""
+def register_forward_source(kind: str, source: ForwardSource, *, lan_only: bool = False) -> None:
+    """Serve forwarded requests of `kind` (a short lower-case name) from `source`; with
+    `lan_only`, such requests travel over LAN/IP routes only."""
     if not re.match(r"^[a-z][a-z0-9_]{0,31}$", kind):
         raise ValueError(f"forward kind {kind!r}: a short lower-case name")
     _forward_sources[kind] = source
+    if lan_only:
+        _lan_only_kinds.add(kind)
+    else:
+        _lan_only_kinds.discard(kind)
+
+
+def forward_lan_only(kind: str) -> bool:
+    """True for kinds that must never cross an RF hop."""
+    return kind in _lan_only_kinds
 
 
 def forward_source(kind: str) -> ForwardSource | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import secrets
+import time
 
 import redis
 import redis.asyncio
@@ -34,3 +37,30 @@ def loop_redis() -> redis.asyncio.Redis:
     if client is None:
         client = _by_loop[id(loop)] = get_async_redis()
     return client
+
+
+_WINDOW_SCRIPT = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, oldest[2]}
+end
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('EXPIRE', key, window + 1)
+return {1, '0'}
+"""
+
+
+def rate_window_take(*, key: str, window: int, limit: int) -> int:
+    """Take one of `limit` slots in a sliding window of `window` seconds kept in Redis under
+    `key`: 0 when taken, else the seconds until a slot frees (for Retry-After)."""
+    now = time.time()
+    allowed, oldest = get_redis().eval(_WINDOW_SCRIPT, 1, key, now, window, limit,
+                                       f"{now}:{secrets.token_hex(4)}")
+    if int(allowed):
+        return 0
+    return max(1, math.ceil(float(oldest) + window - now))

@@ -377,6 +377,29 @@ CELERY_BEAT_SCHEDULE["signaling-prune-sessions"] = {
     "schedule": SIGNALING_PRUNE_INTERVAL,
 }
 
+# --- the mailbox (signaling app; docs/mailbox.md) ---
+MAILBOX_MESSAGE_TTL = env_int("MESHSITE_MAILBOX_MESSAGE_TTL", 30 * 86400, minimum=60,
+                              maximum=365 * 86400)
+MAILBOX_QUEUE_CAP = env_int("MESHSITE_MAILBOX_QUEUE_CAP", 1000, minimum=1, maximum=1_000_000)
+MAILBOX_MAX_DEVICES = env_int("MESHSITE_MAILBOX_MAX_DEVICES", 10, minimum=1, maximum=100)
+MAILBOX_LOW_PREKEYS = env_int("MESHSITE_MAILBOX_LOW_PREKEYS", 10, minimum=0, maximum=100)
+MAILBOX_SEND_RATE = env_int("MESHSITE_MAILBOX_SEND_RATE", 120, minimum=0, maximum=1_000_000)
+MAILBOX_BUNDLE_RATE = env_int("MESHSITE_MAILBOX_BUNDLE_RATE", 30, minimum=0,
+                              maximum=1_000_000)
+MAILBOX_BUNDLE_TARGET_RATE = env_int("MESHSITE_MAILBOX_BUNDLE_TARGET_RATE", 120, minimum=0,
+                                     maximum=1_000_000)
+MAILBOX_REGISTER_RATE = env_int("MESHSITE_MAILBOX_REGISTER_RATE", 20, minimum=0,
+                                maximum=1_000_000)
+MAILBOX_RATE_WINDOW = env_int("MESHSITE_MAILBOX_RATE_WINDOW", 60, minimum=1, maximum=86400)
+MAILBOX_PRUNE_INTERVAL = env_int("MESHSITE_MAILBOX_PRUNE_INTERVAL", 3600, minimum=10,
+                                 maximum=86400)
+MAILBOX_FORWARD_INTERVAL = env_int("MESHSITE_MAILBOX_FORWARD_INTERVAL", 10, minimum=1,
+                                   maximum=3600)
+CELERY_BEAT_SCHEDULE["mailbox-prune"] = {
+    "task": "signaling.tasks.prune_messages", "schedule": MAILBOX_PRUNE_INTERVAL}
+CELERY_BEAT_SCHEDULE["mailbox-forward"] = {
+    "task": "signaling.tasks.forward_mailbox", "schedule": MAILBOX_FORWARD_INTERVAL}
+
 # --- mesh -----------------------------------------------------------------------------------
 
 from meshsite.env import env_float as _mesh_env_float  # noqa: E402 - mesh section keeps its imports

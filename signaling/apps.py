@@ -32,3 +32,6 @@ class SignalingConfig(AppConfig):
 
         register_status(_status)
         register_info(_info)
+        from signaling import mailbox_mesh
+
+        mailbox_mesh.register()

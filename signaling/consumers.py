@@ -10,8 +10,10 @@ per second of session starts and ends, never a message.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import re
 import time
 import uuid
@@ -21,11 +23,15 @@ from urllib.parse import parse_qs
 
 import orjson
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from signaling.hub import NATIVE, PEERJS, Connection, Hub, HubConfig
 from signaling.limits import TokenBucket, frame_too_large
+from signaling.mailbox import device_authenticate, device_group, message_ack
 from signaling.recorder import SessionRecorder
+from signaling.selectors import mailbox_pending
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -613,3 +619,141 @@ def _owner_from_status() -> str | None:
     if data.get("ownerBlacklisted"):
         return None  # the owner's certificate is blacklisted here: no licensed owner to vouch
     return data.get("owner")
+
+
+# -- the mailbox ----------------------------------------------------------------------------------
+
+MAILBOX_AUTH_TIMEOUT = 10.0
+MAILBOX_BATCH = 100
+CLOSE_MAILBOX_REPLACED = 4000
+CLOSE_MAILBOX_UNAUTHORIZED = 4401
+
+
+def _envelope_frame(row: Any) -> dict[str, Any]:
+    # The frame's own `type` is "envelope"; the sender's ciphertext type (Signal's 1 or 3)
+    # travels as `messageType`: one JSON object cannot carry two `type` members.
+    return {"type": "envelope", "id": row.server_id, "source": row.source,
+            "sourceDevice": row.source_device, "timestamp": row.timestamp,
+            "messageType": row.message_type,
+            "content": base64.b64encode(bytes(row.content)).decode("ascii")}
+
+
+class MailboxConsumer(AsyncJsonWebsocketConsumer):
+    """`/ws/mailbox`: one device's queue. The first frame authenticates (`{"type": "auth",
+    "token"}`); then every waiting envelope, oldest first, then `queue_empty`; later envelopes
+    as their doorbell rings. `{"type": "ack", "id"}` deletes one (only this device's). A second
+    connection of the device closes this one (4000)."""
+
+    device_pk: int | None = None
+
+    async def connect(self) -> None:
+        self.device_pk = None
+        self.last_pk = 0
+        self.lock = asyncio.Lock()
+        self.auth_timer = asyncio.get_running_loop().call_later(
+            MAILBOX_AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_timeout()))
+        await self.accept()
+
+    async def _auth_timeout(self) -> None:
+        if self.device_pk is None:
+            await self._refuse("auth_timeout", f"no auth frame within {MAILBOX_AUTH_TIMEOUT:g} s")
+
+    async def _refuse(self, code: str, detail: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send_json({"type": "error", "error": code, "detail": detail})
+            await self.close(CLOSE_MAILBOX_UNAUTHORIZED)
+
+    async def _error(self, code: str, detail: str) -> None:
+        await self.send_json({"type": "error", "error": code, "detail": detail})
+
+    async def disconnect(self, code: int) -> None:
+        self.auth_timer.cancel()
+        if self.device_pk is not None:
+            await self.channel_layer.group_discard(device_group(self.device_pk),
+                                                   self.channel_name)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return _loads(text_data)
+        except _JSONError:
+            return None
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if self.device_pk is None:
+            if kind != "auth":
+                await self._refuse("unauthorized", 'the first frame is {"type": "auth", '
+                                                   '"token": "<device token>"}')
+                return
+            await self._authenticate(content.get("token"))
+            return
+        if kind == "ack":
+            server_id = content.get("id")
+            if not isinstance(server_id, str) or len(server_id) > 64:
+                await self._error("invalid", "ack: 'id' is the envelope's id (a string)")
+                return
+            await database_sync_to_async(message_ack)(device_pk=self.device_pk,
+                                                      server_id=server_id)
+        elif kind == "auth":
+            await self._error("already_authenticated", "this connection is authenticated")
+        else:
+            await self._error("unknown_type", f"unknown frame type {str(kind)[:32]!r}: send "
+                                              "'ack'")
+
+    async def _authenticate(self, token: Any) -> None:
+        device = await database_sync_to_async(device_authenticate)(token)
+        if device is None:
+            await self._refuse("unauthorized", "the device token is unknown: register the "
+                                               "device again")
+            return
+        self.auth_timer.cancel()
+        self.device_pk = device.pk
+        group = device_group(device.pk)
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.channel_layer.group_send(group, {"type": "mailbox.replace",
+                                                    "channel": self.channel_name})
+        await self._flush(initial=True)
+
+    async def _flush(self, *, initial: bool = False) -> None:
+        async with self.lock:
+            while True:
+                rows = await database_sync_to_async(mailbox_pending)(
+                    device_pk=self.device_pk, after_pk=self.last_pk, limit=MAILBOX_BATCH)
+                for row in rows:
+                    await self.send_json(_envelope_frame(row))
+                    self.last_pk = row.pk
+                if len(rows) < MAILBOX_BATCH:
+                    break
+            if initial:
+                await self.send_json({"type": "queue_empty"})
+
+    async def mailbox_doorbell(self, event: dict[str, Any]) -> None:
+        if self.device_pk is not None:
+            await self._flush()
+
+    async def mailbox_replace(self, event: dict[str, Any]) -> None:
+        if event.get("channel") != self.channel_name:
+            with contextlib.suppress(Exception):
+                await self._error("replaced", "another connection of this device took over")
+            await self.close(CLOSE_MAILBOX_REPLACED)
+
+    async def mailbox_keys_low(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "keys_low", "oneTimePreKeyCount": event.get("count", 0)})
+
+    async def mailbox_forwarded(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "forwarded", "batch": event.get("batch"),
+                              "ids": event.get("ids") or []})
+
+    async def mailbox_forward_failed(self, event: dict[str, Any]) -> None:
+        await self.send_json({**{k: v for k, v in event.items() if k != "type"},
+                              "type": "forward_failed"})
+
+    async def mailbox_close(self, event: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self._error("device_removed", str(event.get("reason", "")))
+        await self.close(int(event.get("code", 4001)))
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return _dumps(content).decode()

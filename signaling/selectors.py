@@ -76,3 +76,29 @@ def peerjs_token_callsign(*, token: str) -> str | None:
     """The licensed callsign a PeerJS token was issued to (MESHSITE_PEERJS_ID_BINDING)."""
     raw = get_redis().get(f"{KEY_PREFIX}pjtok:{token}")
     return None if raw is None else raw.decode()
+
+
+# -- the mailbox ---------------------------------------------------------------------------------
+
+def mailbox_prekey_count(*, device_pk: int) -> int:
+    from signaling.models import OneTimePreKey
+
+    return OneTimePreKey.objects.filter(device_id=device_pk).count()
+
+
+def mailbox_pending(*, device_pk: int, after_pk: int = 0, limit: int = 100) -> list[Any]:
+    """Envelopes for a device not yet sent on this connection, oldest first; expired ones are
+    never returned (whether or not the prune has run)."""
+    from django.utils import timezone
+
+    from signaling.models import MailboxMessage
+
+    return list(MailboxMessage.objects.filter(device_id=device_pk, pk__gt=after_pk,
+                                              expires_at__gt=timezone.now())
+                .order_by("pk")[:limit])
+
+
+def mailbox_queue_size(*, device_pk: int) -> int:
+    from signaling.models import MailboxMessage
+
+    return MailboxMessage.objects.filter(device_id=device_pk).count()
