@@ -178,3 +178,19 @@ class Frame:
     def __str__(self) -> str:
         path = "".join(f",{d}{'*' if d.flag else ''}" for d in self.digipeaters)
         return f"{self.source}>{self.destination}{path}"
+
+
+# HDLC around each frame on the air: an opening and a closing flag (0x7E) and the 16-bit FCS
+# the TNC adds. Bit stuffing adds up to a fifth more in the worst case (a few per cent on
+# typical data) and is not counted.
+HDLC_OVERHEAD_BYTES = 4
+DEFAULT_TXDELAY = 0.3  # seconds of preamble before the first frame of a transmission (Direwolf)
+
+
+def air_time(frame_bytes: int, *, bitrate: int, txdelay: float = DEFAULT_TXDELAY) -> float:
+    """Seconds on the air of one transmission of a frame of `frame_bytes` (as KISS carries it:
+    addresses, control, PID and information field): TXDELAY, then the frame with its flags
+    and FCS at the bit rate."""
+    if bitrate <= 0:
+        raise ValueError(f"bit rate {bitrate} must be positive")
+    return txdelay + (frame_bytes + HDLC_OVERHEAD_BYTES) * 8 / bitrate
