@@ -39,6 +39,7 @@ from mesh import (
     membership,
     probe,
     protocol,
+    radio,
     router,
     selectors,
     services,
@@ -97,6 +98,7 @@ class MeshDaemon:
         self.mdns_addresses: list[str] = []
         self.accepted: dict[str, dict[str, Any]] = {}  # station id -> fresh accepted link
         self.connect_back_at: dict[str, float] = {}  # station id -> last connect-back try
+        self.radio: radio.Radio | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,10 +122,15 @@ class MeshDaemon:
         await self.reload_peers()
         if self.mdns_enabled:
             await self.start_mdns()
-        for job in (self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
-                    self.request_loop, self.trust_watch, self.sync_loop, self.inbox_loop,
-                    self.router.periodic_loop, self.router.trigger_loop,
-                    self.router.expire_loop, self.route_ping_loop):
+        jobs = [self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
+                self.request_loop, self.trust_watch, self.sync_loop, self.inbox_loop,
+                self.router.periodic_loop, self.router.trigger_loop,
+                self.router.expire_loop, self.route_ping_loop]
+        if settings.RF_KISS:
+            self.radio = radio.Radio(url=settings.RF_KISS, redis=self.redis)
+            jobs.append(self.radio.run)
+            logger.info("radio starting", extra={"tnc": settings.RF_KISS})
+        for job in jobs:
             self.tasks.append(asyncio.ensure_future(self.guard(job)))
         await self.stopping.wait()
         await self.shutdown()
