@@ -1,0 +1,335 @@
+"""Mesh messages on the air: compact encoding, fragments, reassembly, selective repeat (no
+Django imports).
+
+The same signed envelopes that cross `/ws/coordinate` as JSON cross the RF link as CBOR (RFC
+8949), compressed with zlib and a preset dictionary every station ships (`ZDICT`, version
+`DICT_VERSION`): field names and message types cost a byte or two, not their spelling. Known
+text fields that are hex or base64 on the LAN (`id`, `re`, `sig`) travel as bytes and are
+turned back into the exact JSON values, so the signature over the canonical JSON still
+verifies. Both the compression and the dictionary are public: this obscures nothing (Part 97).
+
+Nothing marked encrypted is ever encoded: an envelope whose payload holds, at any depth, a key
+`encrypted` or `ciphertext` with a true value raises `EncryptedRefused`.
+
+Each AX.25 information field of the mesh starts with `MAGIC` and a kind:
+
+    DATA    MAGIC 0x01 msg(2) index(1) count(1) chunk   fragment `index` of `count` of message
+                                                        number `msg` of the frame's source
+    NACK    MAGIC 0x02 msg(2) missing indexes(1 each)   the receiver asks for these again
+    BEACON  MAGIC 0x03 CBOR                             the station's ID beacon (see mesh.rf)
+
+A message (at most `MAX_FRAGMENTS` fragments) is reassembled by `Reassembler`, per sender and
+message number. When its fragments stop arriving for `gap` seconds while some are missing, the
+receiver sends a NACK naming them (`Reassembler.due_nacks`), up to `max_nacks` times; the
+sender keeps what it sent for a while (`SentMessages`) and repeats just those fragments. A
+message not complete within `timeout` is dropped. Nothing is acknowledged when all is well:
+on a shared 1200 bit/s channel silence is the cheapest acknowledgement.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+MAGIC = 0xA7
+KIND_DATA = 0x01
+KIND_NACK = 0x02
+KIND_BEACON = 0x03
+DATA_HEADER = 6
+MAX_INFO = 256
+MAX_FRAGMENTS = 255
+MAX_MESSAGE = 64 * 1024  # decoded size limit of one message
+
+DICT_VERSION = 1
+FORMAT_CBOR = 0x00
+FORMAT_ZLIB_DICT = 0x01
+
+_WORDS = (
+    "type", "id", "from", "ttl", "ts", "re", "req", "payload", "sig",
+    "PING", "REPLY", "ERROR", "PEER_ANNOUNCE", "PEER_LIST", "CERT_SYNC", "BLACKLIST_UPDATE",
+    "ROUTE_UPDATE", "SEQNO_REQUEST", "FORWARD", "FORWARD_CHUNK", "CONTENT_SYNC",
+    "CONTENT_ENTRIES", "CONTENT_DEMAND", "RF_CREDENTIAL", "RF_CREDENTIAL_REQUEST",
+    "stationId", "callsign", "fingerprint", "credential", "certificate", "chain", "delegation",
+    "key", "endpoints", "capabilities", "version", "updates", "seqno", "metric", "cost",
+    "destination", "source", "origin", "request", "kind", "path", "sha256", "size",
+    "content_type", "priority", "created", "modified", "signature", "entries", "ranges",
+    "digest", "count", "body", "chunk", "offset", "final", "error", "detail", "time",
+    "-----BEGIN CERTIFICATE-----\n", "\n-----END CERTIFICATE-----\n", "text/html",
+    "text/plain", "application/json",
+)
+ZDICT = b"".join(cbor2.dumps(word) for word in _WORDS)
+
+_ENCRYPTED_KEYS = ("encrypted", "ciphertext")
+
+
+class RfCodecError(ValueError):
+    """Bytes that are not a mesh message or fragment, or a message that cannot go on the air."""
+
+
+class EncryptedRefused(RfCodecError):
+    """Part 97 forbids encryption on the air: the message is refused, never sent."""
+
+
+# --- messages -------------------------------------------------------------------------------
+
+def _marked_encrypted(value: Any, depth: int = 0) -> bool:
+    if depth > 32:
+        return True  # nothing of ours nests this deep: refuse rather than guess
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _ENCRYPTED_KEYS and item:
+                return True
+            if _marked_encrypted(item, depth + 1):
+                return True
+    elif isinstance(value, list):
+        return any(_marked_encrypted(item, depth + 1) for item in value)
+    return False
+
+
+def _pack_fields(envelope: dict[str, Any]) -> dict[Any, Any]:
+    packed: dict[Any, Any] = dict(envelope)
+    for name in ("id", "re"):
+        value = packed.get(name)
+        if isinstance(value, str) and value:
+            try:
+                raw = bytes.fromhex(value)
+            except ValueError:
+                continue
+            if raw.hex() == value:  # only what turns back into the very same text
+                packed[name] = raw
+    sig = packed.get("sig")
+    if isinstance(sig, str):
+        try:
+            raw = base64.b64decode(sig.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raw = None
+        if raw is not None and base64.b64encode(raw).decode("ascii") == sig:
+            packed["sig"] = raw
+    return packed
+
+
+def _unpack_fields(packed: dict[Any, Any]) -> dict[str, Any]:
+    envelope = dict(packed)
+    for name in ("id", "re"):
+        if isinstance(envelope.get(name), bytes):
+            envelope[name] = envelope[name].hex()
+    if isinstance(envelope.get("sig"), bytes):
+        envelope["sig"] = base64.b64encode(envelope["sig"]).decode("ascii")
+    return envelope
+
+
+def encode_message(envelope: dict[str, Any]) -> bytes:
+    """An envelope (a JSON object) -> the bytes that are fragmented onto the air."""
+    if _marked_encrypted(envelope.get("payload")) or _marked_encrypted(envelope):
+        raise EncryptedRefused(
+            f"{envelope.get('type', 'message')} is marked encrypted: Part 97 forbids encrypted "
+            "messages on the air, so it is not sent over RF")
+    try:
+        body = cbor2.dumps(_pack_fields(envelope), canonical=True)
+    except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
+        raise RfCodecError(f"message cannot be encoded as CBOR: {exc}") from exc
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, ZDICT)
+    packed = compressor.compress(body) + compressor.flush()
+    if len(packed) < len(body):
+        out = bytes([FORMAT_ZLIB_DICT]) + packed
+    else:
+        out = bytes([FORMAT_CBOR]) + body
+    if len(out) > MAX_MESSAGE:
+        raise RfCodecError(f"message of {len(out)} bytes is larger than {MAX_MESSAGE} bytes, "
+                           "the most one RF message carries")
+    return out
+
+
+def decode_message(data: bytes) -> dict[str, Any]:
+    if not data:
+        raise RfCodecError("empty message")
+    form, rest = data[0], data[1:]
+    if form == FORMAT_ZLIB_DICT:
+        decompressor = zlib.decompressobj(-15, ZDICT)
+        try:
+            body = decompressor.decompress(rest, MAX_MESSAGE)
+        except zlib.error as exc:
+            raise RfCodecError(f"message does not decompress: {exc}") from exc
+        if decompressor.unconsumed_tail:
+            raise RfCodecError(f"message decompresses to more than {MAX_MESSAGE} bytes")
+    elif form == FORMAT_CBOR:
+        body = rest
+    else:
+        raise RfCodecError(f"unknown message format 0x{form:02X}")
+    try:
+        value = cbor2.loads(body)
+    except Exception as exc:  # cbor2 raises several types on bad input
+        raise RfCodecError(f"message is not CBOR: {exc}") from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise RfCodecError("message is not a map with text keys")
+    return _unpack_fields(value)
+
+
+# --- fragments ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Fragment:
+    msg: int
+    index: int
+    count: int
+    chunk: bytes
+
+
+@dataclass(frozen=True)
+class Nack:
+    msg: int
+    missing: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BeaconInfo:
+    body: bytes
+
+
+def fragment(message: bytes, *, msg: int, max_info: int = MAX_INFO) -> list[bytes]:
+    """Information fields carrying `message` as message number `msg` (0-65535)."""
+    if not 0 <= msg <= 0xFFFF:
+        raise RfCodecError(f"message number {msg} is out of range 0-65535")
+    size = max_info - DATA_HEADER
+    if size < 1:
+        raise RfCodecError(f"information field of {max_info} bytes leaves no room for data")
+    chunks = [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+    if len(chunks) > MAX_FRAGMENTS:
+        raise RfCodecError(f"message of {len(message)} bytes needs {len(chunks)} fragments; "
+                           f"at most {MAX_FRAGMENTS} fit one RF message")
+    return [struct.pack(">BBHBB", MAGIC, KIND_DATA, msg, index, len(chunks)) + chunk
+            for index, chunk in enumerate(chunks)]
+
+
+def nack_info(msg: int, missing: list[int] | tuple[int, ...], *, max_info: int = MAX_INFO
+              ) -> bytes:
+    wanted = sorted(set(missing))[:max_info - 4]
+    if not wanted:
+        raise RfCodecError("a NACK names at least one missing fragment")
+    return struct.pack(">BBH", MAGIC, KIND_NACK, msg) + bytes(wanted)
+
+
+def beacon_info(body: bytes) -> bytes:
+    return bytes([MAGIC, KIND_BEACON]) + body
+
+
+def parse_info(info: bytes) -> Fragment | Nack | BeaconInfo | None:
+    """An information field -> what it carries; None when it is not the mesh's (APRS, chat);
+    `RfCodecError` when it is the mesh's but malformed."""
+    if len(info) < 2 or info[0] != MAGIC:
+        return None
+    kind = info[1]
+    if kind == KIND_DATA:
+        if len(info) < DATA_HEADER:
+            raise RfCodecError(f"DATA fragment of {len(info)} bytes is shorter than its header")
+        _, _, msg, index, count = struct.unpack(">BBHBB", info[:DATA_HEADER])
+        if count == 0 or index >= count:
+            raise RfCodecError(f"fragment {index} of {count} is impossible")
+        return Fragment(msg, index, count, bytes(info[DATA_HEADER:]))
+    if kind == KIND_NACK:
+        if len(info) < 5:
+            raise RfCodecError("NACK names no missing fragment")
+        (msg,) = struct.unpack(">H", info[2:4])
+        return Nack(msg, tuple(info[4:]))
+    if kind == KIND_BEACON:
+        return BeaconInfo(bytes(info[2:]))
+    raise RfCodecError(f"unknown mesh frame kind 0x{kind:02X}")
+
+
+@dataclass
+class _Partial:
+    count: int
+    chunks: dict[int, bytes]
+    started: float
+    last: float
+    nacks: int = 0
+    nacked_at: float = 0.0
+
+
+@dataclass
+class Reassembler:
+    """Fragments in, whole messages out, per (sender, message number)."""
+
+    timeout: float = 300.0  # a message not whole by then is dropped
+    gap: float = 10.0  # silence on an incomplete message before asking for what is missing
+    max_nacks: int = 3
+    max_partials: int = 64
+    partials: dict[tuple[str, int], _Partial] = field(default_factory=dict)
+    done: dict[tuple[str, int], float] = field(default_factory=dict)  # recently completed
+    dropped: int = 0
+
+    def add(self, sender: str, frag: Fragment, now: float) -> bytes | None:
+        key = (sender, frag.msg)
+        if key in self.done:
+            return None  # a repeat of a fragment of a message we already have
+        partial = self.partials.get(key)
+        if partial is not None and partial.count != frag.count:
+            partial = None  # the number was reused for a new message: start again
+        if partial is None:
+            if len(self.partials) >= self.max_partials:
+                oldest = min(self.partials, key=lambda k: self.partials[k].last)
+                del self.partials[oldest]
+                self.dropped += 1
+            partial = self.partials[key] = _Partial(frag.count, {}, now, now)
+        partial.chunks[frag.index] = frag.chunk
+        partial.last = now
+        if len(partial.chunks) < partial.count:
+            return None
+        del self.partials[key]
+        self.done[key] = now
+        return b"".join(partial.chunks[i] for i in range(partial.count))
+
+    def due_nacks(self, now: float) -> list[tuple[str, int, list[int]]]:
+        """(sender, msg, missing) for each message to ask again for; drops expired ones."""
+        out = []
+        for key, partial in list(self.partials.items()):
+            if now - partial.started > self.timeout or (
+                    partial.nacks >= self.max_nacks and now - partial.nacked_at > self.gap * 3):
+                del self.partials[key]
+                self.dropped += 1
+                continue
+            quiet_since = max(partial.last, partial.nacked_at)
+            if partial.nacks < self.max_nacks and now - quiet_since >= self.gap:
+                missing = [i for i in range(partial.count) if i not in partial.chunks]
+                partial.nacks += 1
+                partial.nacked_at = now
+                out.append((key[0], key[1], missing))
+        for key, at in list(self.done.items()):
+            if now - at > self.timeout:
+                del self.done[key]
+        return out
+
+
+@dataclass
+class SentMessages:
+    """What this station sent, kept `keep` seconds to repeat the fragments a receiver misses."""
+
+    keep: float = 300.0
+    limit: int = 256
+    messages: dict[int, tuple[float, list[bytes]]] = field(default_factory=dict)
+    next_msg: int = field(default_factory=lambda: secrets.randbelow(0x10000))
+
+    def add(self, message: bytes, now: float, *,
+            max_info: int = MAX_INFO) -> tuple[int, list[bytes]]:
+        msg = self.next_msg
+        self.next_msg = (self.next_msg + 1) & 0xFFFF
+        infos = fragment(message, msg=msg, max_info=max_info)
+        self.messages[msg] = (now, infos)
+        for old in [m for m, (at, _) in self.messages.items() if now - at > self.keep]:
+            del self.messages[old]
+        while len(self.messages) > self.limit:
+            del self.messages[next(iter(self.messages))]
+        return msg, infos
+
+    def repeat(self, nack: Nack) -> list[bytes]:
+        entry = self.messages.get(nack.msg)
+        if entry is None:
+            return []
+        infos = entry[1]
+        return [infos[i] for i in sorted(set(nack.missing)) if i < len(infos)]
