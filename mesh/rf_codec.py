@@ -258,7 +258,7 @@ class Reassembler:
 
     timeout: float = 300.0  # a message not whole by then is dropped
     gap: float = 10.0  # silence on an incomplete message before asking for what is missing
-    max_nacks: int = 3
+    max_nacks: int = 10
     max_partials: int = 64
     partials: dict[tuple[str, int], _Partial] = field(default_factory=dict)
     done: dict[tuple[str, int], float] = field(default_factory=dict)  # recently completed
@@ -290,12 +290,15 @@ class Reassembler:
         out = []
         for key, partial in list(self.partials.items()):
             if now - partial.started > self.timeout or (
-                    partial.nacks >= self.max_nacks and now - partial.nacked_at > self.gap * 3):
+                    partial.nacks >= self.max_nacks and now - partial.nacked_at > self.gap * 6):
                 del self.partials[key]
                 self.dropped += 1
                 continue
             quiet_since = max(partial.last, partial.nacked_at)
-            if partial.nacks < self.max_nacks and now - quiet_since >= self.gap:
+            # Each NACK waits twice as long as the one before (up to 8 gaps): the sender's
+            # repeats may be waiting for air time, and asking again only queues them twice.
+            wait = self.gap * min(2 ** partial.nacks, 8)
+            if partial.nacks < self.max_nacks and now - quiet_since >= wait:
                 missing = [i for i in range(partial.count) if i not in partial.chunks]
                 partial.nacks += 1
                 partial.nacked_at = now

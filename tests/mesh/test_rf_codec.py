@@ -152,12 +152,14 @@ def test_lost_fragments_are_asked_for_and_repeated() -> None:
     assert receiver.partials == {}
 
 
-def test_a_message_never_completed_is_dropped() -> None:
+def test_nacks_back_off_and_a_message_never_completed_is_dropped() -> None:
     receiver = Reassembler(gap=10, timeout=100, max_nacks=2)
     receiver.add("K1ABC-10", Fragment(1, 0, 2, b"a"), now=0.0)
     assert len(receiver.due_nacks(now=10.0)) == 1
-    assert len(receiver.due_nacks(now=20.0)) == 1
-    assert receiver.due_nacks(now=30.0) == []  # no more asking
+    assert receiver.due_nacks(now=20.0) == []  # the second waits two gaps
+    assert len(receiver.due_nacks(now=30.0)) == 1
+    assert receiver.due_nacks(now=70.0) == []  # no more asking
+    assert receiver.partials
     receiver.due_nacks(now=101.0)
     assert receiver.partials == {} and receiver.dropped == 1
 
