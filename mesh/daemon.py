@@ -86,6 +86,8 @@ class MeshDaemon:
         self.table = membership.MemberTable()
         self.timeouts = membership.Timeouts(settings.MESH_SUSPECT_AFTER,
                                             settings.MESH_UNREACHABLE_AFTER)
+        self.rf_timeouts = membership.Timeouts(settings.MESH_RF_SUSPECT_AFTER,
+                                               settings.MESH_RF_UNREACHABLE_AFTER)
         self.peers: dict[int, KnownPeer] = {}
         self.dialers: dict[str, asyncio.Task] = {}
         self.links: dict[str, LinkSession] = {}  # peer station id -> established client link
@@ -127,7 +129,7 @@ class MeshDaemon:
                 self.router.periodic_loop, self.router.trigger_loop,
                 self.router.expire_loop, self.route_ping_loop]
         if settings.RF_KISS:
-            self.radio = radio.Radio(url=settings.RF_KISS, redis=self.redis)
+            self.radio = radio.Radio(url=settings.RF_KISS, redis=self.redis, daemon=self)
             jobs.append(self.radio.run)
             logger.info("radio starting", extra={"tnc": settings.RF_KISS})
         for job in jobs:
@@ -194,7 +196,10 @@ class MeshDaemon:
         for pk in set(self.peers) - set(fresh):
             self.table.forget(str(pk))
         for row in rows:
-            member = self.table.track(str(row.pk), self.timeouts, now)
+            # A station heard only on the air: silence is counted in minutes (ID beacons).
+            timeouts = self.rf_timeouts if (row.method == Peer.Method.RF and not row.endpoint) \
+                else self.timeouts
+            member = self.table.track(str(row.pk), timeouts, now)
             if member.state == membership.UNKNOWN and row.state != membership.UNKNOWN:
                 member.state = row.state  # carry the stored state over a restart
         self.peers = fresh

@@ -42,9 +42,12 @@ Both are sync (they run in a thread) and raise `MeshHandlerError` for a bad requ
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,47}$")
 
@@ -127,3 +130,25 @@ def register_forward_source(kind: str, source: ForwardSource) -> None:
 
 def forward_source(kind: str) -> ForwardSource | None:
     return _forward_sources.get(kind)
+
+
+# --- presence on the air ----------------------------------------------------------------------
+
+PresenceDigest = Callable[[], bytes]
+_presence_digest: list[PresenceDigest] = []
+
+
+def register_presence_digest(digest: PresenceDigest) -> None:
+    """An app's short digest of its state (the catalog's), carried by the RF ID beacon: a
+    station hearing an equal digest knows there is nothing to reconcile."""
+    _presence_digest[:] = [digest]
+
+
+def presence_digest() -> bytes:
+    if not _presence_digest:
+        return b""
+    try:
+        return bytes(_presence_digest[0]())[:8]
+    except Exception:
+        logger.exception("presence digest failed")
+        return b""

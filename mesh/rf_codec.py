@@ -336,3 +336,75 @@ class SentMessages:
             return []
         infos = entry[1]
         return [infos[i] for i in sorted(set(nack.missing)) if i < len(infos)]
+
+
+# --- the ID beacon --------------------------------------------------------------------------
+
+BEACON_VERSION = 1
+MAX_DIGEST = 16
+
+
+@dataclass(frozen=True)
+class Beacon:
+    """Presence on the air: who (station key, owner callsign, owner certificate fingerprint),
+    a short digest of its catalog (equal digests: nothing to reconcile) and when."""
+
+    station_id: str
+    public_key: bytes
+    callsign: str
+    fingerprint: str
+    digest: bytes
+    ts: int
+
+
+def _beacon_signed_part(fields: dict[str, Any]) -> bytes:
+    return b"meshsite-rf-beacon-v1\n" + cbor2.dumps(fields, canonical=True)
+
+
+def beacon_encode(*, public_key: bytes, callsign: str, fingerprint: str, digest: bytes,
+                  ts: int, sign: Any) -> bytes:
+    """The body of a BEACON frame, signed with the station key (`sign(bytes) -> bytes`)."""
+    try:
+        fingerprint_raw = bytes.fromhex(fingerprint)
+    except ValueError as exc:
+        raise RfCodecError(f"fingerprint {fingerprint!r} is not hex") from exc
+    fields = {"v": BEACON_VERSION, "k": public_key, "c": callsign, "f": fingerprint_raw,
+              "d": digest[:MAX_DIGEST], "t": ts}
+    fields["s"] = sign(_beacon_signed_part(fields))
+    body = cbor2.dumps(fields, canonical=True)
+    if len(body) > MAX_INFO - 2:
+        raise RfCodecError(f"beacon of {len(body)} bytes does not fit one frame")
+    return body
+
+
+def beacon_decode(body: bytes, *, now_ms: int, window_ms: int) -> Beacon:
+    """Check a BEACON body: shape, the signature by the key it carries, its age."""
+    import hashlib
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    try:
+        fields = cbor2.loads(body)
+    except Exception as exc:
+        raise RfCodecError(f"beacon is not CBOR: {exc}") from exc
+    if not isinstance(fields, dict) or fields.get("v") != BEACON_VERSION:
+        raise RfCodecError("beacon is not a version 1 map")
+    key, callsign, fingerprint = fields.get("k"), fields.get("c"), fields.get("f")
+    digest, ts, signature = fields.get("d", b""), fields.get("t"), fields.get("s")
+    if not (isinstance(key, bytes) and len(key) == 32 and isinstance(callsign, str)
+            and 0 < len(callsign) <= 16 and isinstance(fingerprint, bytes)
+            and len(fingerprint) <= 64 and isinstance(digest, bytes)
+            and len(digest) <= MAX_DIGEST and isinstance(ts, int) and not isinstance(ts, bool)
+            and isinstance(signature, bytes)):
+        raise RfCodecError("beacon fields are missing or of the wrong type")
+    unsigned = {name: value for name, value in fields.items() if name != "s"}
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(key).verify(
+            signature, _beacon_signed_part(unsigned))
+    except (InvalidSignature, ValueError) as exc:
+        raise RfCodecError("beacon signature does not verify with the key it carries") from exc
+    if abs(now_ms - ts) > window_ms:
+        raise RfCodecError(f"beacon time {ts} is {abs(now_ms - ts) // 1000} s from now")
+    station_id = hashlib.sha256(key).hexdigest()[:32]
+    return Beacon(station_id, key, callsign, fingerprint.hex(), digest, ts)

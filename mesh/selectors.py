@@ -14,7 +14,6 @@ from django.db.models.functions import Coalesce, NullIf
 
 from mesh import trust
 from mesh.models import MeshBlacklistEntry, Peer, Route
-from mesh.radio import RF_STATE_KEY
 from meshsite.redisconn import get_redis
 from meshsite.version import full_version
 
@@ -63,6 +62,8 @@ def daemon_alive() -> bool:
 def rf_status() -> dict[str, Any]:
     """The radio as /api/status and the admin show it: settings, and what meshd published about
     its TNC connection (`state` is `unknown` while meshd does not run)."""
+    from mesh.radio import RF_STATE_KEY  # meshd's module: not loaded by every reader
+
     if not settings.RF_KISS:
         return {"configured": False}
     data: dict[str, Any] = {"configured": True, "url": settings.RF_KISS, "state": "unknown",
