@@ -207,3 +207,48 @@ def test_any_message_arrives_whole_over_a_lossy_channel(payload: dict, loss: flo
             on_air = infos  # everything was lost: the sender's own retry
     assert result is not None
     assert rf_codec.decode_message(result) == original
+
+
+# --- the ID beacon --------------------------------------------------------------------------
+
+def _beacon(**overrides: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    public = KEY.public_key().public_bytes(serialization.Encoding.Raw,
+                                           serialization.PublicFormat.Raw)
+    fields = {"public_key": public, "callsign": "W1AW", "fingerprint": "ab" * 32,
+              "digest": b"\x01\x02\x03\x04\x05\x06", "ts": 1_000_000, "sign": KEY.sign}
+    fields.update(overrides)
+    return rf_codec.beacon_encode(**fields)  # type: ignore[arg-type]
+
+
+def test_beacon_round_trip_names_the_station() -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    body = _beacon()
+    assert len(body) + 2 <= 256
+    beacon = rf_codec.beacon_decode(body, now_ms=1_000_500, window_ms=600_000)
+    public = KEY.public_key().public_bytes(serialization.Encoding.Raw,
+                                           serialization.PublicFormat.Raw)
+    assert beacon.station_id == hashlib.sha256(public).hexdigest()[:32]
+    assert (beacon.callsign, beacon.fingerprint, beacon.digest) == (
+        "W1AW", "ab" * 32, b"\x01\x02\x03\x04\x05\x06")
+
+
+def test_forged_stale_or_malformed_beacons_are_refused() -> None:
+    other = ed25519.Ed25519PrivateKey.generate()
+    with pytest.raises(RfCodecError, match="signature does not verify"):
+        rf_codec.beacon_decode(_beacon(sign=other.sign), now_ms=1_000_000, window_ms=600_000)
+    import cbor2
+    tampered = cbor2.loads(_beacon())
+    tampered["c"] = "K1EVIL"
+    with pytest.raises(RfCodecError, match="signature does not verify"):
+        rf_codec.beacon_decode(cbor2.dumps(tampered), now_ms=1_000_000, window_ms=600_000)
+    with pytest.raises(RfCodecError, match="from now"):
+        rf_codec.beacon_decode(_beacon(), now_ms=1_000_000 + 700_000, window_ms=600_000)
+    with pytest.raises(RfCodecError, match="not CBOR"):
+        rf_codec.beacon_decode(b"\xff\xff", now_ms=0, window_ms=1)
+    with pytest.raises(RfCodecError, match="missing or of the wrong type"):
+        rf_codec.beacon_decode(cbor2.dumps({"v": 1, "k": b"short"}), now_ms=0, window_ms=1)
