@@ -252,3 +252,15 @@ def test_forged_stale_or_malformed_beacons_are_refused() -> None:
         rf_codec.beacon_decode(b"\xff\xff", now_ms=0, window_ms=1)
     with pytest.raises(RfCodecError, match="missing or of the wrong type"):
         rf_codec.beacon_decode(cbor2.dumps({"v": 1, "k": b"short"}), now_ms=0, window_ms=1)
+
+
+def test_base64_payload_fields_travel_as_bytes_and_come_back_exactly() -> None:
+    import base64
+
+    body = bytes(range(256)) * 8
+    original = envelope({"data": base64.b64encode(body).decode(), "length": len(body),
+                         "nested": [{"sig": base64.b64encode(b"xy").decode()}],
+                         "m": "not base64 at all!", "text": base64.b64encode(b"kept").decode()})
+    encoded = rf_codec.encode_message(original)
+    assert len(encoded) < len(body) + 200  # not the third more that base64 costs
+    assert rf_codec.decode_message(encoded) == original
