@@ -68,11 +68,14 @@ class AirtimeLedger:
     frames: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def cost(self, frame_bytes: int) -> float:
-        return air_time(frame_bytes, bitrate=self.bitrate, txdelay=self.txdelay)
+    def cost(self, frame_bytes: int, *, keyed: bool = False) -> float:
+        """Air time of one frame; `keyed`: it follows another in the same transmission (the
+        TNC sends what it has queued in one keying, with one TXDELAY)."""
+        return air_time(frame_bytes, bitrate=self.bitrate,
+                        txdelay=0.0 if keyed else self.txdelay)
 
-    def record(self, kind: str, frame_bytes: int) -> float:
-        seconds = self.cost(frame_bytes)
+    def record(self, kind: str, frame_bytes: int, *, keyed: bool = False) -> float:
+        seconds = self.cost(frame_bytes, keyed=keyed)
         self.seconds[kind] += seconds
         self.frames[kind] += 1
         self.bytes[kind] += frame_bytes

@@ -9,7 +9,9 @@
 - Identification (Part 97.119): the ID beacon goes out when the station comes on the air and
   then at least every `id_interval` seconds (each one planned at 85-95 % of the interval, so
   channel delays do not push it past), and a short ID frame ends every transmission sequence
-  (nothing left to send) that carried anything else since the last ID.
+  (nothing left to send) that carried anything else since the last ID, unless an ID went out
+  within the last `id_holdoff` seconds (60): the source address of every frame names the
+  station anyway, and a busy exchange would otherwise spend a tenth of its air time on IDs.
 - Messages (`send`) are fragmented (`mesh.rf_codec`) to the destination station's address, or
   to `MESH` for everyone; receivers ask for missing fragments (NACK) and the sender repeats just
   those. Requests an operator or a client makes (`priority=True`) go first and are not held by
@@ -77,7 +79,9 @@ class RfLink:
                  on_message: Callback | None = None, on_beacon: Callback | None = None,
                  txdelay: float = ax25.DEFAULT_TXDELAY, nack_gap: float = 15.0,
                  reassembly_timeout: float = 600.0, clock: Callable[[], float] = time.monotonic,
-                 bucket_window: float = 60.0, ready: Callable[[], bool] = lambda: True) -> None:
+                 bucket_window: float = 60.0, ready: Callable[[], bool] = lambda: True,
+                 id_holdoff: float = 60.0) -> None:
+        self.id_holdoff = id_holdoff
         self.send_frame = send_frame
         self.ready = ready  # the TNC is connected
         self.identity = identity
@@ -149,7 +153,9 @@ class RfLink:
             self.on_air = None  # identify again first when the TNC is back
             return
         now = self.clock()
-        seconds = self.ledger.record(item.kind, len(frame))
+        # Handed over while the previous frame is still on the air: the TNC sends it in the
+        # same keying, without another TXDELAY.
+        seconds = self.ledger.record(item.kind, len(frame), keyed=self.busy_until > now)
         self.busy_until = max(now, self.busy_until) + seconds
         if item.charged:
             self.bucket.take(seconds, now)
@@ -199,7 +205,10 @@ class RfLink:
             if item is not None:
                 await self._transmit(item, me)
                 continue
-            if self.sent_since_id and not self.background:  # the end of a sequence: identify
+            if self.sent_since_id and not self.background and (
+                    self.last_id is None or now - self.last_id >= self.id_holdoff):
+                # The end of a sequence: identify (every frame's source names us already; an
+                # explicit ID within the last `id_holdoff` seconds covers this one too).
                 info = str(me).encode("ascii")
                 await self._transmit(_Outgoing(ID_DESTINATION, info, KIND_ID, True), me)
                 continue

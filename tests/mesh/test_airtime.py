@@ -53,3 +53,10 @@ def test_ledger_adds_up_per_kind() -> None:
     assert ledger.total() == pytest.approx(ledger.cost(100) + 2 * ledger.cost(274))
     assert sum(ledger.shares().values()) == pytest.approx(1.0)
     assert ledger.as_dict()["sync"]["bytes"] == 548
+
+
+def test_a_frame_in_the_same_keying_costs_no_txdelay() -> None:
+    ledger = AirtimeLedger(bitrate=1200, txdelay=0.3)
+    first = ledger.record("sync", 274)
+    second = ledger.record("sync", 274, keyed=True)
+    assert first - second == pytest.approx(0.3)

@@ -54,7 +54,8 @@ async def nodes(channel: SimulatedChannel, calls: list[str | None], **options: f
                     bitrate=channel.bitrate, share=options.get("share", 0.1),
                     id_interval=options.get("id_interval", 600),
                     beacon_body=lambda c=call: f"presence of {c}".encode(),
-                    nack_gap=options.get("nack_gap", 2.0), ready=lambda t=tnc: t.connected)
+                    nack_gap=options.get("nack_gap", 2.0), ready=lambda t=tnc: t.connected,
+                    id_holdoff=options.get("id_holdoff", 0.0))
         node = holder["node"] = Node(address, rf, tnc)
         rf.on_message = lambda source, message, n=node: n.messages.append((str(source), message))
         rf.on_beacon = lambda source, body, n=node: n.beacons.append((str(source), body))
