@@ -13,6 +13,7 @@ import pytest
 from bench.rf.channel import SimulatedChannel
 from mesh import kiss
 from mesh.ax25 import Frame, air_time
+from tests.mesh.stations import until
 
 
 class Station:
@@ -43,13 +44,6 @@ class Station:
         self.writer.close()
         self.task.cancel()
 
-
-async def until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 async def stations(channel: SimulatedChannel, count: int, **options: int) -> list[Station]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -21,14 +20,7 @@ from mesh.airtime import AirtimeBucket
 from mesh.ax25 import Address, Frame
 from mesh.rf_link import RfLink
 from mesh.tnc import TncLink, parse_kiss_url
-
-
-async def until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout} s")
-        await asyncio.sleep(0.05)
+from tests.mesh.stations import until
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 import tty
 
 import pytest
@@ -16,15 +15,7 @@ from bench.rf.channel import SimulatedChannel
 from mesh import kiss
 from mesh.ax25 import Frame
 from mesh.tnc import CONNECTED, STOPPED, WAITING, KissEndpoint, TncError, TncLink, parse_kiss_url
-
-
-async def until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
+from tests.mesh.stations import until
 
 # --- URLs -----------------------------------------------------------------------------------
 
