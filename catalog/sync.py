@@ -225,9 +225,19 @@ async def catalog_link_sync(link: Any) -> dict[str, int]:
     return counts
 
 
-def register() -> None:
-    from mesh.registry import register_handler, register_link_sync
+def catalog_digest() -> bytes:
+    """Six bytes naming the whole catalog (the reconciliation's range fingerprint), for the RF
+    ID beacon: a station hearing its own digest has nothing to reconcile."""
+    from catalog.selectors import sync_catalog
 
+    catalog = sync_catalog()
+    return catalog.fingerprint(0, len(catalog), b"")
+
+
+def register() -> None:
+    from mesh.registry import register_handler, register_link_sync, register_presence_digest
+
+    register_presence_digest(catalog_digest)
     register_handler(CONTENT_SYNC, on_content_sync)
     register_handler(CONTENT_ENTRIES, on_content_entries)
     register_handler(CONTENT_DEMAND, on_content_demand)

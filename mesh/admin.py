@@ -35,6 +35,17 @@ class PeerAdmin(admin.ModelAdmin):
             Link.objects.get_or_create(peer=obj, kind=Link.Kind.LAN, address=obj.endpoint)
         services.mesh_poke(command="peers_changed")
 
+    def changelist_view(self, request: HttpRequest, extra_context=None):  # type: ignore[no-untyped-def]
+        rf = selectors.rf_status()
+        if rf["configured"]:
+            text = f"Radio: TNC {rf['url']} is {rf['state']}"
+            if rf.get("lastError"):
+                text += f" (last error: {rf['lastError']})"
+            heard = ", ".join(h["source"] for h in rf.get("heard", [])[:10])
+            self.message_user(request, text + (f"; heard on the air: {heard}" if heard else ""),
+                              messages.INFO if rf["state"] == "connected" else messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
     @admin.action(description="Sync certificates and blacklist with every linked peer now")
     def gossip_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         services.mesh_poke(command="gossip")

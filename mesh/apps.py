@@ -13,6 +13,7 @@ def _status(data: dict[str, Any]) -> None:
     data["networkDetail"] = mode.get("detail", "")
     data["mesh"] = {"daemon": selectors.daemon_alive(),
                     "peersActive": len(selectors.peers_active())}
+    data["rf"] = selectors.rf_status()
 
 
 def _info(data: dict[str, Any]) -> None:

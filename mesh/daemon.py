@@ -39,6 +39,7 @@ from mesh import (
     membership,
     probe,
     protocol,
+    radio,
     router,
     selectors,
     services,
@@ -85,6 +86,8 @@ class MeshDaemon:
         self.table = membership.MemberTable()
         self.timeouts = membership.Timeouts(settings.MESH_SUSPECT_AFTER,
                                             settings.MESH_UNREACHABLE_AFTER)
+        self.rf_timeouts = membership.Timeouts(settings.MESH_RF_SUSPECT_AFTER,
+                                               settings.MESH_RF_UNREACHABLE_AFTER)
         self.peers: dict[int, KnownPeer] = {}
         self.dialers: dict[str, asyncio.Task] = {}
         self.links: dict[str, LinkSession] = {}  # peer station id -> established client link
@@ -97,6 +100,7 @@ class MeshDaemon:
         self.mdns_addresses: list[str] = []
         self.accepted: dict[str, dict[str, Any]] = {}  # station id -> fresh accepted link
         self.connect_back_at: dict[str, float] = {}  # station id -> last connect-back try
+        self.radio: radio.Radio | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,10 +124,15 @@ class MeshDaemon:
         await self.reload_peers()
         if self.mdns_enabled:
             await self.start_mdns()
-        for job in (self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
-                    self.request_loop, self.trust_watch, self.sync_loop, self.inbox_loop,
-                    self.router.periodic_loop, self.router.trigger_loop,
-                    self.router.expire_loop, self.route_ping_loop):
+        jobs = [self.heartbeat, self.probe_loop, self.reload_loop, self.command_loop,
+                self.request_loop, self.trust_watch, self.sync_loop, self.inbox_loop,
+                self.router.periodic_loop, self.router.trigger_loop,
+                self.router.expire_loop, self.route_ping_loop]
+        if settings.RF_KISS:
+            self.radio = radio.Radio(url=settings.RF_KISS, redis=self.redis, daemon=self)
+            jobs.append(self.radio.run)
+            logger.info("radio starting", extra={"tnc": settings.RF_KISS})
+        for job in jobs:
             self.tasks.append(asyncio.ensure_future(self.guard(job)))
         await self.stopping.wait()
         await self.shutdown()
@@ -187,7 +196,10 @@ class MeshDaemon:
         for pk in set(self.peers) - set(fresh):
             self.table.forget(str(pk))
         for row in rows:
-            member = self.table.track(str(row.pk), self.timeouts, now)
+            # A station heard only on the air: silence is counted in minutes (ID beacons).
+            timeouts = self.rf_timeouts if (row.method == Peer.Method.RF and not row.endpoint) \
+                else self.timeouts
+            member = self.table.track(str(row.pk), timeouts, now)
             if member.state == membership.UNKNOWN and row.state != membership.UNKNOWN:
                 member.state = row.state  # carry the stored state over a restart
         self.peers = fresh

@@ -44,9 +44,12 @@ routes (`Route.lan_next_hop`), by every station on the way, never over an RF hop
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,47}$")
 
@@ -140,3 +143,25 @@ def forward_lan_only(kind: str) -> bool:
 
 def forward_source(kind: str) -> ForwardSource | None:
     return _forward_sources.get(kind)
+
+
+# --- presence on the air ----------------------------------------------------------------------
+
+PresenceDigest = Callable[[], bytes]
+_presence_digest: list[PresenceDigest] = []
+
+
+def register_presence_digest(digest: PresenceDigest) -> None:
+    """An app's short digest of its state (the catalog's), carried by the RF ID beacon: a
+    station hearing an equal digest knows there is nothing to reconcile."""
+    _presence_digest[:] = [digest]
+
+
+def presence_digest() -> bytes:
+    if not _presence_digest:
+        return b""
+    try:
+        return bytes(_presence_digest[0]())[:8]
+    except Exception:
+        logger.exception("presence digest failed")
+        return b""

@@ -59,6 +59,28 @@ def daemon_alive() -> bool:
         return False
 
 
+def rf_status() -> dict[str, Any]:
+    """The radio as /api/status and the admin show it: settings, and what meshd published about
+    its TNC connection (`state` is `unknown` while meshd does not run)."""
+    from mesh.radio import RF_STATE_KEY  # meshd's module: not loaded by every reader
+
+    if not settings.RF_KISS:
+        return {"configured": False}
+    data: dict[str, Any] = {"configured": True, "url": settings.RF_KISS, "state": "unknown",
+                            "ssid": settings.RF_SSID, "bitrate": settings.RF_BITRATE,
+                            "airtimeShare": settings.RF_AIRTIME_SHARE,
+                            "idInterval": settings.RF_ID_INTERVAL}
+    try:
+        raw = get_redis().get(RF_STATE_KEY)
+    except Exception:
+        raw = None
+    if raw:
+        published = json.loads(raw)
+        published.pop("url", None)
+        data.update(published)
+    return data
+
+
 def blacklist_for_sync() -> dict[str, dict[str, Any]]:
     """Applied, signed entries as they travel: key `fingerprint:signer:timestamp`."""
     out = {}

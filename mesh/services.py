@@ -226,6 +226,18 @@ def peer_state_record(*, peer_id: int, state: str, rtt_ms: float | None = None,
             Link.objects.filter(peer_id=peer_id, kind=Link.Kind.LAN).update(**link_fields)
 
 
+def peer_heard_on_air(*, station_id: str, callsign: str, fingerprint: str,
+                      address: str) -> tuple[Peer, bool]:
+    """A station's signed ID beacon was heard on the air (`address`: its AX.25 CALL-SSID): it
+    is a peer (method `rf`, no endpoint) with an RF link. Returns (peer, whether it is new)."""
+    existed = Peer.objects.filter(station_id=station_id).exists()
+    peer = peer_seen(station_id=station_id, endpoint="", method=Peer.Method.RF,
+                     callsign=callsign, fingerprint=fingerprint)
+    link, _ = Link.objects.get_or_create(peer=peer, kind=Link.Kind.RF, address=address[:300])
+    Link.objects.filter(pk=link.pk).update(last_heard=timezone.now(), state=Peer.State.ACTIVE)
+    return peer, not existed
+
+
 def peer_link_connected(*, station_id: str, connected: bool) -> None:
     Link.objects.filter(peer__station_id=station_id, kind=Link.Kind.LAN).update(
         connected=connected)

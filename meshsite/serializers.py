@@ -20,6 +20,34 @@ class HealthCheckResultSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Why it failed, or how it answered.")
 
 
+class RfHeardSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text="AX.25 source address, CALL-SSID.")
+    at = serializers.FloatField(help_text="Unix time last heard.")
+
+
+class RfStatusSerializer(serializers.Serializer):
+    configured = serializers.BooleanField(help_text="MESHSITE_RF_KISS is set.")
+    url = serializers.CharField(required=False, help_text="The TNC (MESHSITE_RF_KISS).")
+    state = serializers.ChoiceField(
+        required=False, choices=["connecting", "connected", "waiting", "stopped", "unknown"],
+        help_text="The TNC connection; `waiting` to retry after `lastError`; `unknown` while "
+                  "meshd does not run.")
+    since = serializers.FloatField(required=False, help_text="Unix time of the last change.")
+    lastError = serializers.CharField(required=False, allow_blank=True)
+    nextAttempt = serializers.FloatField(required=False, allow_null=True)
+    connects = serializers.IntegerField(required=False)
+    framesIn = serializers.IntegerField(required=False)
+    framesOut = serializers.IntegerField(required=False)
+    bytesOut = serializers.IntegerField(required=False)
+    droppedIn = serializers.IntegerField(required=False)
+    undecodable = serializers.IntegerField(required=False)
+    heard = RfHeardSerializer(many=True, required=False)
+    ssid = serializers.IntegerField(required=False)
+    bitrate = serializers.IntegerField(required=False)
+    airtimeShare = serializers.FloatField(required=False)
+    idInterval = serializers.IntegerField(required=False)
+
+
 class StationStatusSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=["unclaimed", "claimed", "active"])
     owner = serializers.CharField(allow_null=True)
@@ -34,6 +62,7 @@ class StationStatusSerializer(serializers.Serializer):
     networkDetail = serializers.CharField(
         required=False, help_text="Why the mode is what it is: the probe results, or how to set "
                                   "probe targets (MESHSITE_CONNECTIVITY_TARGETS) when none are.")
+    rf = RfStatusSerializer(required=False, help_text="The radio link (docs/radio.md).")
     parts = serializers.DictField(
         child=HealthCheckResultSerializer(),
         help_text="Every part of the station (database, redis, web, worker, meshd) as in "

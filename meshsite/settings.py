@@ -462,6 +462,27 @@ CELERY_BEAT_SCHEDULE["mesh-mdns-refresh"] = {
 CELERY_BEAT_SCHEDULE["mesh-connectivity"] = {
     "task": "mesh.tasks.connectivity_check", "schedule": CONNECTIVITY_INTERVAL}
 
+# --- radio (mesh over AX.25 through a KISS TNC; docs/radio.md) -------------------------------
+
+from mesh.tnc import TncError as _TncError  # noqa: E402 - pure module, no Django imports
+from mesh.tnc import parse_kiss_url as _parse_kiss_url  # noqa: E402
+
+# The TNC: tcp://HOST:PORT or serial:///dev/DEVICE?baud=N (`runstation --kiss`); unset: no radio.
+RF_KISS = env_str("MESHSITE_RF_KISS", None)
+if RF_KISS is not None:
+    try:
+        RF_KISS = str(_parse_kiss_url(RF_KISS))
+    except _TncError as exc:
+        raise ImproperlyConfigured(f"MESHSITE_RF_KISS is not valid: {exc}.") from exc
+# The AX.25 source is the owner's callsign with this SSID.
+RF_SSID = env_int("MESHSITE_RF_SSID", 10, minimum=0, maximum=15)
+# The channel's bit rate, for air-time accounting (1200 AFSK, 9600 G3RUH, VARA up to 7536).
+RF_BITRATE = env_int("MESHSITE_RF_BITRATE", 1200, minimum=50, maximum=1_000_000)
+# Share of air time that beacons, routing and sync may use (operator and client requests first).
+RF_AIRTIME_SHARE = _mesh_env_float("MESHSITE_RF_AIRTIME_SHARE", 0.10, minimum=0.001, maximum=1.0)
+# Seconds between identifications: Part 97.119 asks for at least every 10 minutes.
+RF_ID_INTERVAL = env_int("MESHSITE_RF_ID_INTERVAL", 600, minimum=10, maximum=600)
+
 # --- catalog --------------------------------------------------------------------------------
 
 # Bodies of content entries: an entry may be at most CATALOG_MAX_ENTRY_SIZE bytes (the design's

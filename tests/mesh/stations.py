@@ -104,6 +104,16 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> flo
     raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
+async def until(predicate, timeout: float = 60.0, what: str = "condition",
+                interval: float = 0.02) -> None:
+    """`wait_for` for a test running in an event loop: polls without blocking the loop."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(interval)
+
+
 class Inbox:
     """Every frame a test's WebSocket receives, read in the background, so that a test waits
     (with `wait_for`) for the frame that meets its condition, never takes "the next one": a

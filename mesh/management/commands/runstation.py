@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mesh.supervisor import ChildSpec, StationFailed, Supervisor
+from mesh.tnc import TncError, parse_kiss_url
 from meshsite import health
 from meshsite import status as station_status
 from meshsite.embedded_redis import INSTALL_HINT, redis_binary, server_command, wait_until_ready
@@ -59,6 +60,10 @@ class Command(BaseCommand):
         parser.add_argument("--interface", action="append", default=None, metavar="NAME",
                             help="Network interface (name or address) for mDNS; repeat for several "
                                  "(default: MESHSITE_MDNS_INTERFACES or all).")
+        parser.add_argument("--kiss", default=None, metavar="URL",
+                            help="The radio's KISS TNC: tcp://HOST:PORT or "
+                                 "serial:///dev/DEVICE?baud=N (default: MESHSITE_RF_KISS; "
+                                 "none: no radio). See docs/radio.md.")
         parser.add_argument("--verbose", action="store_true", help="Log at debug level.")
         parser.add_argument("--answer-timeout", type=float, default=30.0, metavar="SECONDS",
                             help="How long, once started, to wait for every part to answer "
@@ -111,6 +116,8 @@ class Command(BaseCommand):
         })
         if options["no_mdns"]:
             env["MESHSITE_MDNS"] = "off"
+        if options["kiss"]:
+            env["MESHSITE_RF_KISS"] = options["kiss"]
         if options["interface"]:
             env["MESHSITE_MDNS_INTERFACES"] = ",".join(options["interface"])
         return env
@@ -210,6 +217,11 @@ class Command(BaseCommand):
         port = options["port"] or settings.MESHSITE_PORT
         if not 1 <= port <= 65535:
             raise CommandError(f"--port {port} is out of range: use 1 to 65535.")
+        if options["kiss"]:
+            try:
+                options["kiss"] = str(parse_kiss_url(options["kiss"]))
+            except TncError as exc:
+                raise CommandError(f"--kiss is not valid: {exc}.") from exc
         data_dir: Path = settings.DATA_DIR
         out = self.stdout
 

@@ -1,0 +1,294 @@
+"""The RF link layer: mesh messages over AX.25 UI frames within Part 97 and an air-time budget
+(asyncio, no Django).
+
+`RfLink` sits between the station and its TNC (`send_frame`, `on_frame`):
+
+- Only a station with an identity transmits: `identity()` returns the AX.25 source (the owner's
+  callsign with `MESHSITE_RF_SSID`) or None while the station is unclaimed, and then nothing is
+  ever sent (what was queued is dropped and counted). Every frame's source is that address.
+- Identification (Part 97.119): the ID beacon goes out when the station comes on the air and
+  then at least every `id_interval` seconds (each one planned at 85-95 % of the interval, so
+  channel delays do not push it past), and a short ID frame ends every transmission sequence
+  (nothing left to send) that carried anything else since the last ID, unless an ID went out
+  within the last `id_holdoff` seconds (60): the source address of every frame names the
+  station anyway, and a busy exchange would otherwise spend a tenth of its air time on IDs.
+- Messages (`send`) are fragmented (`mesh.rf_codec`) to the destination station's address, or
+  to `MESH` for everyone; receivers ask for missing fragments (NACK) and the sender repeats just
+  those. Requests an operator or a client makes (`priority=True`) go first and are not held by
+  the budget; beacons, routing and sync wait for the `AirtimeBucket` (`share` of the channel).
+- Heard frames: fragments addressed to this station or to `MESH` are reassembled and handed to
+  `on_message(source, message)`; beacons to `on_beacon(source, body)`; everything else on the
+  channel (APRS, other stations' chat, our own frames echoed by a digipeater) is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mesh import ax25, rf_codec
+from mesh.airtime import AirtimeBucket, AirtimeLedger
+
+logger = logging.getLogger(__name__)
+
+BROADCAST = ax25.Address("MESH")
+ID_DESTINATION = ax25.Address("ID")
+
+# Kinds of traffic, for the ledger; PRIORITY ones are what operators and clients asked for.
+KIND_BEACON = "beacon"
+KIND_ID = "id"
+KIND_NACK = "nack"
+KIND_REPEAT = "repeat"
+ID_SAFETY = 5.0  # seconds: an ID is planned at least this long before the interval ends
+
+
+@dataclass
+class _Outgoing:
+    destination: ax25.Address
+    info: bytes
+    kind: str
+    identifies: bool = False
+    charged: bool = True  # counts against the budget (all but operator and client requests)
+
+
+Callback = Callable[..., Awaitable[None] | None]
+
+
+async def _call(callback: Callback | None, *args: Any) -> None:
+    if callback is None:
+        return
+    try:
+        result = callback(*args)
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception:
+        logger.exception("RF link callback failed")
+
+
+class RfLink:
+    def __init__(self, *, send_frame: Callable[[bytes], Awaitable[None]],
+                 identity: Callable[[], ax25.Address | None], bitrate: int, share: float,
+                 id_interval: float, beacon_body: Callable[[], bytes],
+                 on_message: Callback | None = None, on_beacon: Callback | None = None,
+                 txdelay: float = ax25.DEFAULT_TXDELAY, nack_gap: float = 15.0,
+                 reassembly_timeout: float = 600.0, clock: Callable[[], float] = time.monotonic,
+                 bucket_window: float = 60.0, ready: Callable[[], bool] = lambda: True,
+                 id_holdoff: float = 60.0) -> None:
+        self.id_holdoff = id_holdoff
+        self.send_frame = send_frame
+        self.ready = ready  # the TNC is connected
+        self.identity = identity
+        self.id_interval = id_interval
+        self.beacon_body = beacon_body
+        self.on_message = on_message
+        self.on_beacon = on_beacon
+        self.clock = clock
+        self.ledger = AirtimeLedger(bitrate=bitrate, txdelay=txdelay)
+        self.bucket = AirtimeBucket.for_channel(share=share, now=clock(), window=bucket_window)
+        self.sent = rf_codec.SentMessages(keep=reassembly_timeout)
+        self.priority_of: dict[int, bool] = {}
+        self.reassembler = rf_codec.Reassembler(timeout=reassembly_timeout, gap=nack_gap)
+        self.urgent: deque[_Outgoing] = deque()
+        self.background: deque[_Outgoing] = deque()
+        self.wake = asyncio.Event()
+        self.last_id: float | None = None
+        self.next_beacon: float = clock()
+        self.sent_since_id = False
+        self.on_air: ax25.Address | None = None  # the identity we last transmitted as
+        self.ids: list[float] = []  # clock times of every identification sent (for tests)
+        self.refused_unclaimed = 0
+        self.send_failures = 0
+        self.bad_frames = 0
+        self.max_queue = 2000
+        # Frames are handed to the TNC only about `lookahead` seconds of air time ahead of the
+        # channel: what waits here can still be overtaken by a request or an ID, what waits in
+        # the TNC cannot.
+        self.lookahead = 2.0
+        self.busy_until = clock()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, message: bytes, *, to: ax25.Address | None, kind: str,
+             priority: bool = False) -> int:
+        """Queue one encoded message (`rf_codec.encode_message`); returns its number."""
+        if self.identity() is None:
+            self.refused_unclaimed += 1
+            raise rf_codec.RfCodecError("this station is not claimed: it does not transmit")
+        queue = self.urgent if priority else self.background
+        if len(queue) >= self.max_queue:
+            raise rf_codec.RfCodecError(f"the RF send queue is full ({self.max_queue} frames)")
+        msg, infos = self.sent.add(message, self.clock())
+        self.priority_of[msg] = priority
+        if len(self.priority_of) > 4 * self.sent.limit:
+            for old in list(self.priority_of)[:len(self.priority_of) - self.sent.limit]:
+                self.priority_of.pop(old, None)
+        destination = to or BROADCAST
+        queue.extend(_Outgoing(destination, info, kind, charged=not priority) for info in infos)
+        self.wake.set()
+        return msg
+
+    def _next(self, now: float) -> _Outgoing | None:
+        if self.urgent:
+            return self.urgent.popleft()
+        if self.background and self.bucket.ready(now):
+            return self.background.popleft()
+        return None
+
+    async def _transmit(self, item: _Outgoing, me: ax25.Address) -> None:
+        frame = ax25.Frame.ui(source=me, destination=item.destination, info=item.info).encode()
+        try:
+            await self.send_frame(frame)
+        except Exception as exc:
+            self.send_failures += 1
+            logger.warning("RF frame not sent", extra={"error": str(exc), "kind": item.kind})
+            if not item.identifies:  # IDs are made afresh; anything else waits for the TNC
+                (self.background if item.charged else self.urgent).appendleft(item)
+            self.on_air = None  # identify again first when the TNC is back
+            return
+        now = self.clock()
+        # Handed over while the previous frame is still on the air: the TNC sends it in the
+        # same keying, without another TXDELAY.
+        seconds = self.ledger.record(item.kind, len(frame), keyed=self.busy_until > now)
+        self.busy_until = max(now, self.busy_until) + seconds
+        if item.charged:
+            self.bucket.take(seconds, now)
+        self.on_air = me
+        if item.identifies:
+            self.last_id = now
+            self.ids.append(now)
+            self.sent_since_id = False
+        else:
+            self.sent_since_id = True
+
+    def _queue_beacon(self, me: ax25.Address) -> None:
+        self.urgent.appendleft(_Outgoing(ID_DESTINATION, rf_codec.beacon_info(self.beacon_body()),
+                                         KIND_BEACON, identifies=True))
+        # Planned early enough that the channel's delays cannot push it past the interval.
+        planned = self.id_interval * random.uniform(0.85, 0.95)  # noqa: S311 - jitter
+        self.next_beacon = self.clock() + min(planned, self.id_interval - ID_SAFETY)
+
+    async def transmitter(self) -> None:
+        while True:
+            me = self.identity()
+            now = self.clock()
+            if me is None:
+                dropped = len(self.urgent) + len(self.background)
+                if dropped:
+                    self.refused_unclaimed += dropped
+                    self.urgent.clear()
+                    self.background.clear()
+                self.on_air = None
+                self.last_id = None
+                self.next_beacon = now
+                await self._sleep(1.0)
+                continue
+            if not self.ready():
+                self.on_air = None
+                await self._sleep(0.5)
+                continue
+            if me != self.on_air:
+                self.next_beacon = now  # on the air again, or as a new identity: identify first
+            if now >= self.next_beacon:
+                self._queue_beacon(me)
+            ahead = self.busy_until - now
+            if ahead > self.lookahead:
+                await self._sleep(ahead - self.lookahead)
+                continue
+            item = self._next(now)
+            if item is not None:
+                await self._transmit(item, me)
+                continue
+            if self.sent_since_id and not self.background and (
+                    self.last_id is None or now - self.last_id >= self.id_holdoff):
+                # The end of a sequence: identify (every frame's source names us already; an
+                # explicit ID within the last `id_holdoff` seconds covers this one too).
+                info = str(me).encode("ascii")
+                await self._transmit(_Outgoing(ID_DESTINATION, info, KIND_ID, True), me)
+                continue
+            wait = self.next_beacon - now
+            if self.background:
+                wait = min(wait, self.bucket.wait_time(now))
+            await self._sleep(max(0.01, min(wait, 1.0)))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def on_frame(self, raw: bytes) -> None:
+        try:
+            frame = ax25.Frame.decode(raw)
+        except ax25.Ax25Error:
+            return
+        me = self.identity()
+        if me is not None and (frame.source.callsign, frame.source.ssid) == (me.callsign,
+                                                                             me.ssid):
+            return  # our own frame, repeated by a digipeater
+        try:
+            item = rf_codec.parse_info(frame.info)
+        except rf_codec.RfCodecError as exc:
+            self.bad_frames += 1
+            logger.debug("bad mesh frame", extra={"source": str(frame.source), "error": str(exc)})
+            return
+        if item is None:
+            return
+        if isinstance(item, rf_codec.BeaconInfo):
+            await _call(self.on_beacon, frame.source, item.body)
+            return
+        to_us = me is not None and (frame.destination.callsign, frame.destination.ssid) == (
+            me.callsign, me.ssid)
+        if isinstance(item, rf_codec.Nack):
+            if to_us:
+                self._repeat(frame.source, item)
+            return
+        if not (to_us or frame.destination.callsign == BROADCAST.callsign):
+            return
+        source = ax25.Address(frame.source.callsign, frame.source.ssid)
+        message = self.reassembler.add(str(source), item, self.clock())
+        if message is not None:
+            await _call(self.on_message, source, message)
+
+    def _repeat(self, requester: ax25.Address, nack: rf_codec.Nack) -> None:
+        infos = self.sent.repeat(nack)
+        if not infos or self.identity() is None:
+            return
+        priority = self.priority_of.get(nack.msg, False)
+        queue = self.urgent if priority else self.background
+        destination = ax25.Address(requester.callsign, requester.ssid)
+        queued = {item.info for item in queue}  # asked twice before the first repeat went
+        queue.extend(_Outgoing(destination, info, KIND_REPEAT, charged=not priority)
+                     for info in infos if info not in queued)
+        self.wake.set()
+
+    async def nack_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.identity() is None:
+                continue
+            for sender, msg, missing in self.reassembler.due_nacks(self.clock()):
+                try:
+                    to = ax25.Address.parse(sender)
+                except ax25.Ax25Error:
+                    continue
+                self.urgent.append(_Outgoing(to, rf_codec.nack_info(msg, missing), KIND_NACK))
+                self.wake.set()
+
+    async def run(self) -> None:
+        await asyncio.gather(self.transmitter(), self.nack_loop())
+
+    # -- state -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {"airtime": self.ledger.as_dict(), "queued": len(self.urgent) +
+                len(self.background), "refusedUnclaimed": self.refused_unclaimed,
+                "badFrames": self.bad_frames, "sendFailures": self.send_failures,
+                "lastId": self.last_id, "budgetTokens": round(self.bucket.tokens, 3)}

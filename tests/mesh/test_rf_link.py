@@ -1,0 +1,139 @@
+"""The RF link layer (mesh/rf_link.py) over the simulated channel through real TNC connections:
+an unclaimed station never transmits; a claimed one identifies at once, at least every ID
+interval and at the end of each transmission sequence, with its callsign and SSID as the source
+of every frame; messages reach their station whole through loss (receiver-driven repeats);
+operator requests go before background traffic, which stays within the air-time budget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from bench.rf.channel import SimulatedChannel
+from mesh import rf_codec
+from mesh.airtime import AirtimeBucket
+from mesh.ax25 import Address, Frame
+from mesh.rf_link import RfLink
+from mesh.tnc import TncLink, parse_kiss_url
+from tests.mesh.stations import until
+
+
+@dataclass
+class Node:
+    call: Address | None
+    rf: RfLink
+    tnc: TncLink
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    beacons: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def nodes(channel: SimulatedChannel, calls: list[str | None], **options: float
+                ) -> AsyncIterator[list[Node]]:
+    made: list[Node] = []
+    tasks: list[asyncio.Task] = []
+    for call in calls:
+        address = Address.parse(call) if call else None
+        holder: dict[str, Node] = {}
+        tnc = TncLink(parse_kiss_url(f"tcp://127.0.0.1:{channel.port}"),
+                      on_frame=lambda raw, h=holder: h["node"].rf.on_frame(raw))
+        rf = RfLink(send_frame=tnc.send, identity=lambda a=address: a,
+                    bitrate=channel.bitrate, share=options.get("share", 0.1),
+                    id_interval=options.get("id_interval", 600),
+                    beacon_body=lambda c=call: f"presence of {c}".encode(),
+                    nack_gap=options.get("nack_gap", 2.0), ready=lambda t=tnc: t.connected,
+                    id_holdoff=options.get("id_holdoff", 0.0))
+        node = holder["node"] = Node(address, rf, tnc)
+        rf.on_message = lambda source, message, n=node: n.messages.append((str(source), message))
+        rf.on_beacon = lambda source, body, n=node: n.beacons.append((str(source), body))
+        made.append(node)
+        tasks += [asyncio.create_task(tnc.run()), asyncio.create_task(rf.run())]
+    try:
+        for node in made:
+            assert await node.tnc.wait_connected(10)
+        yield made
+    finally:
+        for node in made:
+            await node.tnc.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def frames_from(channel: SimulatedChannel, client: int) -> list[tuple[float, Frame]]:
+    out = []
+    for tx in channel.snapshot():
+        if tx.client == client:
+            out += [(end, Frame.decode(raw)) for raw, end in zip(tx.frames, tx.frame_ends,
+                                                               strict=True)]
+    return out
+
+
+async def test_unclaimed_station_never_transmits_and_claimed_one_identifies() -> None:
+    with SimulatedChannel(bitrate=9600, seed=1) as channel:
+        async with nodes(channel, ["K1ABC-10", None], id_interval=10) as (claimed, unclaimed):
+            with pytest.raises(rf_codec.RfCodecError, match="not claimed"):
+                unclaimed.rf.send(b"hello", to=None, kind="sync")
+            await until(lambda: len(claimed.rf.ids) >= 3, timeout=30)
+            await until(lambda: len(unclaimed.beacons) >= 3, timeout=10)
+        clients = sorted(channel.clients) or [1, 2]
+        assert all(tx.client == 1 for tx in channel.snapshot()), clients
+        assert unclaimed.rf.refused_unclaimed == 1
+        beacons = frames_from(channel, 1)
+        assert all(str(frame.source) == "K1ABC-10" for _, frame in beacons)
+        assert unclaimed.beacons[0] == ("K1ABC-10", b"presence of K1ABC-10")
+        times = [at for at, frame in beacons if str(frame.destination) == "ID"]
+        assert times[0] < 2.0  # identifies as it comes on the air
+        assert max(b - a for a, b in itertools.pairwise(times)) <= 10.0
+
+
+async def test_a_message_arrives_whole_through_loss_with_an_id_at_the_end() -> None:
+    with SimulatedChannel(bitrate=9600, loss=0.3, seed=5) as channel:
+        async with nodes(channel, ["K1ABC-10", "W1AW-3"], nack_gap=1.0, share=0.5) as (a, b):
+            big = bytes(range(256)) * 8  # 9 fragments
+            a.rf.send(big, to=Address.parse("W1AW-3"), kind="sync")
+            await until(lambda: ("K1ABC-10", big) in b.messages, timeout=120)
+            await until(lambda: not a.rf.sent_since_id and not a.rf.urgent, timeout=30)
+        sent = frames_from(channel, 1)
+        assert {str(frame.source) for _, frame in sent} == {"K1ABC-10"}
+        assert str(sent[-1][1].destination) == "ID"  # the sequence ended with an ID
+        assert a.rf.ledger.frames.get("repeat", 0) > 0  # loss made repeats necessary
+        assert b.rf.ledger.frames.get("nack", 0) > 0
+
+
+async def test_unicast_reaches_its_station_and_broadcast_everyone() -> None:
+    with SimulatedChannel(bitrate=9600, seed=6) as channel:
+        async with nodes(channel, ["K1ABC-10", "W1AW-3", "N0CALL-1"]) as (a, b, c):
+            a.rf.send(b"for w1aw", to=Address.parse("W1AW-3"), kind="request", priority=True)
+            a.rf.send(b"x" * 600, to=None, kind="routing")
+            await until(lambda: len(b.messages) == 2 and len(c.messages) == 1, timeout=30)
+            assert sorted(m for _, m in b.messages) == sorted([b"for w1aw", b"x" * 600])
+            assert c.messages == [("K1ABC-10", b"x" * 600)]
+
+
+async def test_requests_go_first_and_background_stays_within_budget() -> None:
+    with SimulatedChannel(bitrate=9600, seed=9) as channel:
+        async with nodes(channel, ["K1ABC-10", "W1AW-3"], share=0.05) as (a, b):
+            a.rf.bucket = AirtimeBucket.for_channel(share=0.05, now=a.rf.clock(), window=10)
+            started = a.rf.clock()
+            for index in range(20):
+                a.rf.send(bytes([index]) * 240, to=None, kind="sync")
+            a.rf.send(b"operator asks", to=Address.parse("W1AW-3"), kind="request",
+                      priority=True)
+            await until(lambda: any(m == b"operator asks" for _, m in b.messages), timeout=20)
+            await asyncio.sleep(6)
+            background = len([m for _, m in b.messages if len(m) == 240])
+            elapsed = a.rf.clock() - started
+            sync_seconds = a.rf.ledger.seconds["sync"]
+            assert background < 20  # held back by the budget
+            one_frame = a.rf.ledger.cost(16 + 2 + 246)
+            assert sync_seconds <= 0.5 + 0.05 * elapsed + one_frame + 0.3, (sync_seconds, elapsed)
+        order = [bytes(rf_codec.parse_info(f.info).chunk)[:1]  # type: ignore[union-attr]
+                 for _, f in frames_from(channel, 1)
+                 if rf_codec.parse_info(f.info).__class__ is rf_codec.Fragment]
+        assert order.index(b"o") < 3  # the request overtook the queued sync traffic
