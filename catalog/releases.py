@@ -497,3 +497,98 @@ def release_build(*, wheels_dir: Path | None, source: Path | None, expires: dt.d
         return release_publish(files=files, expires=expires, priority=priority,
                                missing=missing, platforms=targets, pythons=pythons,
                                progress=progress)
+
+
+# --- download tokens ------------------------------------------------------------------------
+
+TOKEN_KEY = "catalog:download-token:"  # noqa: S105 - a Redis key prefix
+TOKEN_RATE_KEY = "catalog:download-token-rate:"  # noqa: S105 - a Redis key prefix
+INDEX_RATE_KEY = "catalog:index-rate:"
+NONCE_PURPOSE = "download-token"
+
+
+def download_token_message(*, station_id: str, nonce: str) -> bytes:
+    """What an operator signs with their license key to get a download token."""
+    return f"meshsite-download-token-v1\nstation:{station_id}\nnonce:{nonce}\n".encode("ascii")
+
+
+def download_rate_check(*, address: str) -> None:
+    """One slot of the per-address budget of nonces and tokens, or `rate_limited`."""
+    from django.conf import settings
+
+    from certificates.errors import CertificateError
+    from certificates.services import rate_reserve
+
+    retry = rate_reserve(key=TOKEN_RATE_KEY + address, window=60,
+                         limit=settings.DOWNLOAD_TOKEN_RATE)
+    if retry is not None:
+        raise CertificateError("rate_limited", f"More than {settings.DOWNLOAD_TOKEN_RATE} "
+                               f"download-token requests a minute from {address}; try again "
+                               f"in {retry} s.", retry_after=retry)
+
+
+@dataclass
+class DownloadToken:
+    callsign: str
+    token: str
+    expires: dt.datetime
+
+
+def download_token_issue(*, certificate: str, chain: list[str] | None, nonce: str,
+                         signature: str) -> DownloadToken:
+    """A download token for the licensed operator who signed `download_token_message` with
+    the key of `certificate` (which must chain to our roots and not be blacklisted). Raises
+    CertificateError with the codes of the claim."""
+    import secrets
+
+    from django.conf import settings
+
+    from certificates.errors import CertificateError
+    from certificates.selectors import station_get
+    from certificates.services import license_verify, nonce_consume, signature_verify
+    from certificates.x509tools import decode_signature
+    from meshsite.redisconn import get_redis
+
+    if not isinstance(nonce, str) or not nonce:
+        raise CertificateError("bad_nonce", "A nonce from POST /api/download-token/nonce is "
+                                            "required.")
+    raw_signature = decode_signature(signature)
+    verified = license_verify(certificate=certificate, chain=chain)
+    if not nonce_consume(purpose=NONCE_PURPOSE, nonce=nonce):
+        raise CertificateError("bad_nonce", "The nonce is unknown, expired or already used: get "
+                                            "a fresh one from POST /api/download-token/nonce.")
+    message = download_token_message(station_id=station_get().station_id, nonce=nonce)
+    signature_verify(public_key=verified.public_key, signature=raw_signature, message=message)
+    token = secrets.token_urlsafe(24)
+    ttl = settings.DOWNLOAD_TOKEN_TTL
+    get_redis().set(TOKEN_KEY + hashlib.sha256(token.encode()).hexdigest(),
+                    json.dumps({"callsign": verified.callsign,
+                                "fingerprint": verified.fingerprint}), ex=ttl)
+    logger.info("download token issued", extra={"callsign": verified.callsign})
+    return DownloadToken(verified.callsign, token,
+                         timezone.now().replace(microsecond=0) + dt.timedelta(seconds=ttl))
+
+
+def download_token_check(*, callsign: str, token: str) -> str | None:
+    """Why CALLSIGN:TOKEN is refused, or None when it is a live token of that callsign (whose
+    certificate is not blacklisted since). Takes one slot of the token's request budget."""
+    from django.conf import settings
+
+    from certificates.selectors import is_blacklisted
+    from certificates.services import rate_reserve
+    from meshsite.redisconn import get_redis
+
+    key = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+    raw = get_redis().get(TOKEN_KEY + key) if token else None
+    if raw is None:
+        return "the download token is unknown or expired"
+    data = json.loads(raw)
+    if data["callsign"] != callsign.strip().upper():
+        return f"the token belongs to another callsign than {callsign[:16]!r}"
+    if is_blacklisted(data["fingerprint"]):
+        return "the certificate this token was issued for is blacklisted"
+    retry = rate_reserve(key=INDEX_RATE_KEY + key, window=60, limit=settings.INDEX_RATE)
+    if retry is not None:
+        return (f"rate_limited: more than {settings.INDEX_RATE} requests a minute; retry in "
+                f"{retry} s")
+    return None

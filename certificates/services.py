@@ -660,15 +660,23 @@ return {1, '0'}
 """
 
 
+def rate_reserve(*, key: str, window: int, limit: int) -> int | None:
+    """Take one of `limit` slots in a sliding window of `window` seconds under the Redis `key`
+    (shared by every process of the station). None when taken; else the seconds to wait."""
+    now = time.time()
+    allowed, oldest = get_redis().eval(_RATE_SCRIPT, 1, key, now, window, limit,
+                                       f"{now}:{secrets.token_hex(4)}")
+    if int(allowed):
+        return None
+    return max(1, math.ceil(float(oldest) + window - now))
+
+
 def _issue_rate_reserve(ca_fingerprint: str) -> None:
     """Take one of the CA's issuance slots (sliding window in Redis) or raise `rate_limited`."""
-    now = time.time()
     window = settings.MESHSITE_CA_ISSUE_WINDOW
-    allowed, oldest = get_redis().eval(
-        _RATE_SCRIPT, 1, ISSUE_RATE_PREFIX + ca_fingerprint, now, window,
-        settings.MESHSITE_CA_ISSUE_LIMIT, f"{now}:{secrets.token_hex(4)}")
-    if not int(allowed):
-        retry = max(1, math.ceil(float(oldest) + window - now))
+    retry = rate_reserve(key=ISSUE_RATE_PREFIX + ca_fingerprint, window=window,
+                         limit=settings.MESHSITE_CA_ISSUE_LIMIT)
+    if retry is not None:
         raise CertificateError(
             "rate_limited", f"This CA issued {settings.MESHSITE_CA_ISSUE_LIMIT} certificates in "
             f"the last {window} s; try again in {retry} s.", retry_after=retry)
