@@ -604,6 +604,23 @@ def _fetch(url: str, timeout: float) -> bytes:
     return data
 
 
+def _check_token(index: str, project: str, callsign: str, token: str, timeout: float) -> None:
+    """Ask the index once with the token, so a refused token is reported in the station's own
+    words before anything is created (pip would only say it found no distribution)."""
+    credentials = base64.b64encode(f"{callsign}:{token}".encode()).decode("ascii")
+    request = urllib.request.Request(  # noqa: S310 - --index is checked to be http(s)
+        f"{index}/simple/{project}/", headers={"Authorization": f"Basic {credentials}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
+            return
+    except urllib.error.HTTPError as exc:
+        body = exc.read(2000).decode("utf-8", "replace").strip()
+        raise InstallerError(f"the station refused the download token ({exc.code}): {body}",
+                             2) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise InstallerError(f"cannot reach {index}/simple/: {exc}", 2) from exc
+
+
 def _default_state() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or (
         os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None) or str(
@@ -722,6 +739,7 @@ def _install(args: argparse.Namespace) -> int:
         print(f"Note: {note}")
     if not args.yes and not _ask("Install it?"):
         raise InstallerError("declined; nothing was installed", 5)
+    _check_token(index, project, args.callsign, args.token, args.timeout)
     if args.venv.exists() and any(args.venv.iterdir()) and not (args.venv /
                                                                  "pyvenv.cfg").exists():
         raise InstallerError(f"{args.venv} exists and is not a virtual environment", 1)
@@ -733,11 +751,14 @@ def _install(args: argparse.Namespace) -> int:
     netloc = (f"{urllib.parse.quote(args.callsign, safe='')}:"
               f"{urllib.parse.quote(args.token, safe='')}@{parts.netloc.rsplit('@', 1)[-1]}")
     index_url = urllib.parse.urlunsplit((parts.scheme, netloc, "/simple/", "", ""))
+    # Only the station's index: no PIP_* variable and no pip configuration file (a site-wide
+    # one may add other indexes or find-links) take part.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
     print("Installing with pip (every file checked against the signed hashes) ...", flush=True)
     with tempfile.TemporaryDirectory() as cache:
         result = subprocess.run(
-            [str(_venv_python(args.venv)), "-m", "pip", "install", "--isolated", "--no-input",
+            [str(_venv_python(args.venv)), "-m", "pip", "install", "--no-input",
              "--disable-pip-version-check", "--require-hashes", "--only-binary=:all:",
              "--cache-dir", cache, "--index-url", index_url, "--trusted-host", host,
              "-r", str(requirements_path)], env=env, check=False,
@@ -746,7 +767,7 @@ def _install(args: argparse.Namespace) -> int:
         output = result.stdout.replace(args.token, "TOKEN")
         raise InstallerError(f"pip refused the installation (nothing of the release is "
                              f"installed):\n{output[-3000:]}", 4)
-    check = subprocess.run([str(_venv_python(args.venv)), "-c",
+    check = subprocess.run([str(_venv_python(args.venv)), "-I", "-c",
                             f"import importlib.metadata as m; print(m.version({project!r}))"],
                            capture_output=True, text=True, check=False)
     if check.stdout.strip() != manifest["version"]:

@@ -121,17 +121,32 @@ def _read_body(entry: ContentEntry, fetch: bool) -> bytes | None:
         return None
 
 
-_verified_cache: dict[str, tuple[float, Any]] = {}
+_verified_cache: dict[tuple[str, Any], tuple[float, Any]] = {}
 _cache_lock = threading.Lock()
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 300.0
+
+
+def _trust_stamp() -> Any:
+    """Changes whenever the blacklist or the trust store does: a cached verdict is only reused
+    under the same trust."""
+    from django.db.models import Count, Max
+
+    from certificates.models import BlacklistEntry, Certificate
+
+    blacklist = BlacklistEntry.objects.aggregate(n=Count("pk"), created=Max("created_at"),
+                                                 lifted=Max("lifted_at"))
+    store = Certificate.objects.aggregate(n=Count("pk"), changed=Max("updated_at"))
+    return (tuple(blacklist.values()), tuple(store.values()))
 
 
 def _verified(entry: ContentEntry, fetch: bool) -> VerifiedRelease | CatalogError | None:
-    """The verified release an entry carries (cached for a while per body hash: chain checks
-    cost), the error that refused it, or None while its body is nowhere to be had."""
+    """The verified release an entry carries (cached per body hash while trust is unchanged:
+    chain checks cost), the error that refused it, or None while its body is nowhere to be
+    had."""
     now = time.monotonic()
+    key = (entry.content_hash, _trust_stamp())
     with _cache_lock:
-        cached = _verified_cache.get(entry.content_hash)
+        cached = _verified_cache.get(key)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
         result = cached[1]
         if isinstance(result, VerifiedRelease):
@@ -149,7 +164,9 @@ def _verified(entry: ContentEntry, fetch: bool) -> VerifiedRelease | CatalogErro
     except CatalogError as exc:
         outcome = exc
     with _cache_lock:
-        _verified_cache[entry.content_hash] = (now, outcome)
+        if len(_verified_cache) > 256:
+            _verified_cache.clear()
+        _verified_cache[key] = (now, outcome)
     return outcome
 
 
