@@ -42,8 +42,9 @@ from tests.mesh.stations import blacklist, provision, run_django, wait_for
 pytestmark = [pytest.mark.integration]
 
 INSTALLER = REPO / "catalog" / "meshsite_install.py"
-WHEELHOUSE = Path(os.environ.get("MESHSITE_TEST_WHEELHOUSE",
-                                 Path.home() / ".cache" / "meshsite-tests" / "wheelhouse"))
+# scripts/bootstrap fills it (pip wheel -w) while it has the internet.
+WHEELHOUSE = Path(os.environ.get("E2E_CACHE_DIR", Path.home() / ".cache" / "meshsite-tests")
+                  ) / "wheelhouse"
 BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
 
 
@@ -243,8 +244,8 @@ def test_a_fresh_venv_installs_the_station_from_the_station(station, token, lotw
     if uv is None:
         requirement_missing("uv is not installed in the test venv (pip install -e '.[test]')")
     compiled = subprocess.run([uv, "pip", "compile", "-", "--no-config", "--no-cache",
-                               "--index-url", index, "--python-version", "3.11",
-                               "--python-platform", "x86_64-unknown-linux-gnu", "--quiet"],
+                               "--index-url", index, "--python", str(venv / "bin" / "python"),
+                               "--quiet"],
                               input="meshsite\n", capture_output=True, text=True, timeout=600,
                               check=False, env={k: v for k, v in os.environ.items()
                                                 if not k.startswith("UV_")})
