@@ -210,7 +210,7 @@ def _listed(filename: str) -> tuple[str, int] | None:
     """(sha256, size) of a file or `<file>.metadata` named by a usable release here."""
     want_metadata = filename.endswith(".metadata")
     name = filename.removesuffix(".metadata") if want_metadata else filename
-    for state in releases.releases_known(fetch=True):
+    for state in releases.releases_iter(fetch=True):
         if state.release is None or state.problem:
             continue
         for item in state.release.manifest["files"]:

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,12 +139,13 @@ def _trust_stamp() -> Any:
     return (tuple(blacklist.values()), tuple(store.values()))
 
 
-def _verified(entry: ContentEntry, fetch: bool) -> VerifiedRelease | CatalogError | None:
+def _verified(entry: ContentEntry, fetch: bool,
+              stamp: Any = None) -> VerifiedRelease | CatalogError | None:
     """The verified release an entry carries (cached per body hash while trust is unchanged:
     chain checks cost), the error that refused it, or None while its body is nowhere to be
     had."""
     now = time.monotonic()
-    key = (entry.content_hash, _trust_stamp())
+    key = (entry.content_hash, stamp if stamp is not None else _trust_stamp())
     with _cache_lock:
         cached = _verified_cache.get(key)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
@@ -187,27 +188,31 @@ class ReleaseState:
     problem: str
 
 
-def releases_known(*, fetch: bool = False) -> list[ReleaseState]:
-    """Every release this station knows of, with what is wrong with each (empty if usable)."""
+def releases_iter(*, fetch: bool = False) -> Iterator[ReleaseState]:
+    """Every release this station knows of, highest counter first, with what is wrong with
+    each (empty if usable); lazy, so a caller that stops early verifies no more."""
     now = timezone.now()
-    states = []
+    stamp = _trust_stamp()
     for entry in release_entries():
-        outcome = _verified(entry, fetch)
+        outcome = _verified(entry, fetch, stamp)
         if outcome is None:
-            states.append(ReleaseState(entry, None, "body not held here"))
+            yield ReleaseState(entry, None, "body not held here")
         elif isinstance(outcome, CatalogError):
-            states.append(ReleaseState(entry, None, f"{outcome.code}: {outcome.detail}"))
+            yield ReleaseState(entry, None, f"{outcome.code}: {outcome.detail}")
         elif outcome.expires <= now:
-            states.append(ReleaseState(entry, outcome, "expired"))
+            yield ReleaseState(entry, outcome, "expired")
         else:
-            states.append(ReleaseState(entry, outcome, ""))
-    return states
+            yield ReleaseState(entry, outcome, "")
+
+
+def releases_known(*, fetch: bool = False) -> list[ReleaseState]:
+    return list(releases_iter(fetch=fetch))
 
 
 def release_current() -> VerifiedRelease | None:
     """The release this station serves: the highest counter that verifies and has not expired
     (bodies fetched through the mesh when needed)."""
-    for state in releases_known(fetch=True):
+    for state in releases_iter(fetch=True):
         if state.release is not None and not state.problem:
             return state.release
     return None
