@@ -51,7 +51,7 @@ INSTALLER = REPO / "catalog" / "meshsite_install.py"
 def _project_wheel(out: Path) -> tuple[Path, float]:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(REPO)], check=True,
+                    "-q", "-w", str(out), str(REPO)], check=True, capture_output=True,
                    env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
     return next(out.glob("meshsite-*.whl")), time.monotonic() - started
 
@@ -73,8 +73,11 @@ def _download_all(out: Path) -> list[dict]:
     return json.loads(line.split(" ", 1)[1])
 
 
-def _sizes(folder: Path, missing: list[dict]) -> None:
+def _sizes(folder: Path, missing: list[dict], offline: bool) -> None:
     print("\nrelease size per platform (cp311; what a fresh install there downloads):")
+    if offline:
+        print("  (offline: only this machine's platform wheels are at hand; other platforms "
+              "show the pure wheels alone)")
     for target in rel.TARGETS:
         total = count = 0
         for wheel in folder.glob("*.whl"):
@@ -109,6 +112,8 @@ def main() -> int:
     parser.add_argument("--wheels", type=Path, help="Folder of wheels to build the release from.")
     parser.add_argument("--offline", action="store_true",
                         help="Use the bootstrap wheelhouse (this platform only).")
+    parser.add_argument("--sizes-only", action="store_true",
+                        help="Only collect the wheels and print the sizes (no station).")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs")
@@ -137,7 +142,10 @@ def main() -> int:
     project, took = _project_wheel(work / "project")
     shutil.copy(project, folder)
     print(f"meshsite wheel (pip wheel --no-deps of the checkout): {took:.1f} s")
-    _sizes(folder, missing)
+    _sizes(folder, missing, offline=source == WHEELHOUSE)
+    if args.sizes_only:
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     station = StationProcess(work / "station", env={"MESHSITE_DOWNLOAD_TOKEN_RATE": "1000",
                                                     "MESHSITE_INDEX_RATE": "100000"})

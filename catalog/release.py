@@ -46,10 +46,11 @@ MAX_MANIFEST_SIZE = 1024 * 1024
 MAX_FILES = 2000
 
 # Where a station runs: pip's --platform values for `pip download` (pip adds the older
-# manylinux / macOS tags itself).
+# manylinux / macOS tags itself). glibc 2.35 and later: Debian 12, Ubuntu 22.04, Raspberry Pi OS
+# bookworm (some wheels, cryptography's among them, are built for 2.34 only).
 TARGETS: dict[str, list[str]] = {
-    "linux_x86_64": ["manylinux_2_28_x86_64"],
-    "linux_aarch64": ["manylinux_2_28_aarch64"],
+    "linux_x86_64": ["manylinux_2_35_x86_64"],
+    "linux_aarch64": ["manylinux_2_35_aarch64"],
     "macos_arm64": ["macosx_11_0_arm64"],
     "windows_amd64": ["win_amd64"],
 }
