@@ -45,12 +45,19 @@ PROJECT = "meshsite"
 MAX_MANIFEST_SIZE = 1024 * 1024
 MAX_FILES = 2000
 
-# Where a station runs: pip's --platform values for `pip download` (pip adds the older
-# manylinux / macOS tags itself). glibc 2.35 and later: Debian 12, Ubuntu 22.04, Raspberry Pi OS
-# bookworm (some wheels, cryptography's among them, are built for 2.34 only).
+
+def _manylinux(arch: str) -> list[str]:
+    """glibc 2.35 down to 2.17: pip does not widen a manylinux_2_Y tag to older ones itself."""
+    return [f"manylinux_2_{minor}_{arch}" for minor in range(35, 16, -1)] + [
+        f"manylinux2014_{arch}"]
+
+
+# Where a station runs: pip's --platform values for `pip download`. Linux: glibc 2.35 and later
+# (Debian 12, Ubuntu 22.04, Raspberry Pi OS bookworm; cryptography's current wheels need 2.34);
+# macOS 11 and later on Apple silicon (pip adds the older macOS and universal2 tags itself).
 TARGETS: dict[str, list[str]] = {
-    "linux_x86_64": ["manylinux_2_35_x86_64"],
-    "linux_aarch64": ["manylinux_2_35_aarch64"],
+    "linux_x86_64": _manylinux("x86_64"),
+    "linux_aarch64": _manylinux("aarch64"),
     "macos_arm64": ["macosx_11_0_arm64"],
     "windows_amd64": ["win_amd64"],
 }

@@ -495,6 +495,9 @@ def release_build(*, wheels_dir: Path | None, source: Path | None, expires: dt.d
                   progress: Progress = _quiet) -> VerifiedRelease:
     """Collect the wheels (from `wheels_dir`, or downloaded per target when there is none),
     build the project's own wheel unless the folder has it, and publish the release."""
+    from catalog.services import _own_identity
+
+    _own_identity()  # not claimed: say so before minutes of downloads
     targets = targets or list(rel.TARGETS)
     pythons = pythons or list(rel.PYTHONS)
     with tempfile.TemporaryDirectory(prefix="meshsite-release-") as tmp:
