@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog import selectors, services
+from catalog import releases, selectors, services
 from catalog.blobstore import CHUNK
 from catalog.entries import EntryError, callsign_clean
 from catalog.serializers import (
@@ -24,6 +24,9 @@ from catalog.serializers import (
     ContentEntryDetailSerializer,
     ContentEntrySerializer,
     ContentPublishMultipartSerializer,
+    DownloadTokenNonceSerializer,
+    DownloadTokenRequestSerializer,
+    DownloadTokenResponseSerializer,
 )
 from certificates.auth import IsStationOwner, OwnerTokenAuthentication
 from meshsite.api_errors import ApiError
@@ -220,3 +223,65 @@ class ContentEntryApi(APIView):
             _raise(exc)
         return Response(ContentEntryDetailSerializer(tombstone).data,
                         status=status.HTTP_201_CREATED)
+
+
+# --- download tokens (the package index's licence check) --------------------------------------
+
+
+class DownloadTokenBaseApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def handle_exception(self, exc: Exception) -> Response:
+        from certificates.errors import CertificateError
+
+        if isinstance(exc, CertificateError):
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            exc = ApiError(exc.code, exc.detail, status_code=exc.http_status(), headers=headers)
+        return super().handle_exception(exc)
+
+
+TOKEN_ERRORS = {
+    400: OpenApiResponse(ErrorResponseSerializer, description="A certificate error of the "
+                         "claim (malformed, untrusted_root, expired, blacklisted, bad_proof, "
+                         "bad_nonce, ...)."),
+    429: OpenApiResponse(ErrorResponseSerializer, description="Rate limited; see Retry-After."),
+}
+
+
+class DownloadTokenNonceApi(DownloadTokenBaseApi):
+    @extend_schema(request=None, responses={200: DownloadTokenNonceSerializer,
+                                            429: TOKEN_ERRORS[429]},
+                   summary="A single-use nonce for a download-token proof", tags=["releases"])
+    def post(self, request: Request) -> Response:
+        import base64
+
+        from certificates.selectors import station_get
+        from certificates.services import nonce_issue
+
+        releases.download_rate_check(address=request.META.get("REMOTE_ADDR", ""))
+        nonce = nonce_issue(purpose=releases.NONCE_PURPOSE)
+        station_id = station_get().station_id
+        message = releases.download_token_message(station_id=station_id, nonce=nonce)
+        return Response({"nonce": nonce, "stationId": station_id,
+                         "message": base64.b64encode(message).decode("ascii"),
+                         "expiresIn": settings.MESHSITE_NONCE_TTL})
+
+
+class DownloadTokenApi(DownloadTokenBaseApi):
+    @extend_schema(request=DownloadTokenRequestSerializer,
+                   responses={201: DownloadTokenResponseSerializer, **TOKEN_ERRORS},
+                   summary="A download token for the package index, from a license proof",
+                   tags=["releases"])
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ApiError("invalid", "The request body must be a JSON object.")
+        serializer = DownloadTokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        releases.download_rate_check(address=request.META.get("REMOTE_ADDR", ""))
+        issued = releases.download_token_issue(certificate=data["certificate"],
+                                               chain=data["chain"], nonce=data["nonce"],
+                                               signature=data["signature"])
+        return Response({"callsign": issued.callsign, "token": issued.token,
+                         "expires": issued.expires}, status=status.HTTP_201_CREATED)

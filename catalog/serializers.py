@@ -88,3 +88,29 @@ class ContentPublishMultipartSerializer(serializers.Serializer):
     priority = serializers.IntegerField(min_value=1, max_value=4)
     contentType = serializers.CharField(required=False,
                                         help_text="Defaults to the file part's type.")
+
+
+class DownloadTokenNonceSerializer(serializers.Serializer):
+    nonce = serializers.CharField(help_text="Single use; sign it within expiresIn seconds.")
+    stationId = serializers.CharField(help_text="This station's id (it is in the message).")
+    message = serializers.CharField(
+        help_text="Base64 of the exact bytes to sign: b'meshsite-download-token-v1\\n"
+                  "station:<stationId>\\nnonce:<nonce>\\n'.")
+    expiresIn = serializers.IntegerField()
+
+
+class DownloadTokenRequestSerializer(serializers.Serializer):
+    certificate = serializers.CharField(help_text="The license certificate, PEM.")
+    chain = serializers.ListField(child=serializers.CharField(), required=False, default=list,
+                                  help_text="Intermediate certificates, PEM.")
+    nonce = serializers.CharField(max_length=128)
+    signature = serializers.CharField(
+        max_length=2048, help_text="Base64 signature of the message by the certificate's key "
+                                   "(RSA PKCS#1 v1.5 SHA-256, ECDSA SHA-256 or Ed25519).")
+
+
+class DownloadTokenResponseSerializer(serializers.Serializer):
+    callsign = serializers.CharField()
+    token = serializers.CharField(help_text="Give it to pip as "
+                                            "http://CALLSIGN:TOKEN@host/simple/.")
+    expires = serializers.DateTimeField()

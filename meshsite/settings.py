@@ -511,6 +511,12 @@ CATALOG_DEMAND_THRESHOLD = env_int("MESHSITE_CATALOG_DEMAND_THRESHOLD", 3, minim
                                    maximum=1_000_000)
 # Seconds a body fetch from a peer may take before the next holder is tried.
 CATALOG_FETCH_TIMEOUT = env_int("MESHSITE_CATALOG_FETCH_TIMEOUT", 30, minimum=1, maximum=3600)
+# Releases and the package index (/simple/): a download token (from a license proof) lasts
+# DOWNLOAD_TOKEN_TTL seconds; one address gets at most DOWNLOAD_TOKEN_RATE nonces and tokens a
+# minute, one token at most INDEX_RATE index and file requests a minute.
+DOWNLOAD_TOKEN_TTL = env_int("MESHSITE_DOWNLOAD_TOKEN_TTL", 86400, minimum=60, maximum=30 * 86400)
+DOWNLOAD_TOKEN_RATE = env_int("MESHSITE_DOWNLOAD_TOKEN_RATE", 10, minimum=1, maximum=100_000)
+INDEX_RATE = env_int("MESHSITE_INDEX_RATE", 600, minimum=1, maximum=1_000_000)
 CELERY_BEAT_SCHEDULE["catalog-sync"] = {
     "task": "catalog.tasks.sync_round", "schedule": CATALOG_SYNC_INTERVAL}
 CELERY_BEAT_SCHEDULE["catalog-prune"] = {"task": "catalog.tasks.prune", "schedule": 3600}
