@@ -8,7 +8,7 @@
     /get/release.json         the signed release document (open: the installer verifies it)
     /get/trust-roots.pem      this station's trust roots (for an operator to compare)
     /get/meshsite-install.py  the standard-library installer
-    /get/                     the page for operators
+    /get/                     the page for operators (meshsite/pages.py)
 
 Index and files need a download token as HTTP basic auth (CALLSIGN:TOKEN); without one the
 answer is 401 saying how to get one.
@@ -32,7 +32,6 @@ from django.http import (
     HttpResponseRedirect,
     JsonResponse,
 )
-from django.shortcuts import render
 
 from catalog import release as rel
 from catalog import releases
@@ -296,18 +295,3 @@ def trust_roots_pem(request: HttpRequest) -> HttpResponse:
 
     body = "".join(to_pem(cert) for cert in trust_roots())
     return HttpResponse(body, content_type="application/x-pem-file")
-
-
-def get_page(request: HttpRequest) -> HttpResponse:
-    from certificates.selectors import station_get
-
-    _, digest = installer_bytes()
-    release = releases.release_current()
-    host = request.get_host()
-    context = {
-        "installer_sha256": digest, "host": host, "station": station_get(),
-        "release": release.manifest if release is not None else None,
-        "refusals": releases.release_refusals() if release is None else [],
-        "index_url": f"http://CALLSIGN:TOKEN@{host}/simple/",
-    }
-    return render(request, "catalog/get.html", context)

@@ -23,7 +23,6 @@ urlpatterns = [
             name="simple-project"),
     re_path(r"^packages/(?P<filename>[A-Za-z0-9._+!-]{1,255})$", index.package_file,
             name="package-file"),
-    path("get/", index.get_page, name="get-station"),
     path("get/meshsite-install.py", index.installer_script, name="installer"),
     path("get/release.json", index.release_document, name="release-document"),
     path("get/trust-roots.pem", index.trust_roots_pem, name="trust-roots"),

@@ -31,7 +31,8 @@ CONTENT_SECURITY_POLICY = (
 )
 
 NAV = [("home", "/", "Home"), ("stations", "/stations", "Stations"),
-       ("content", "/content", "Content"), ("talk", "/talk", "Talk")]
+       ("content", "/content", "Content"), ("talk", "/talk", "Talk"),
+       ("get", "/get/", "Get your own station")]
 
 PRIORITY_NAMES = {1: "Essential", 2: "Popular", 3: "Standard", 4: "Personal"}
 
@@ -115,6 +116,44 @@ def content_page(request: HttpRequest) -> HttpResponse:
 @pwa_page
 def talk_page(request: HttpRequest) -> HttpResponse:
     return render(request, "pwa/talk.html", _context(request, "talk"))
+
+
+PLATFORM_NAMES = {"linux_x86_64": "Linux x86_64", "linux_aarch64": "Linux aarch64 (Raspberry Pi)",
+                  "macos_arm64": "macOS (Apple silicon)", "windows_amd64": "Windows x86_64"}
+
+
+@pwa_page
+def get_page(request: HttpRequest) -> HttpResponse:
+    """"Get your own station": the release served here, the installer and its SHA-256; the
+    module proves the operator's license for a download token and fills in the commands."""
+    from catalog import releases
+    from catalog.index import installer_bytes
+    from certificates.selectors import station_get
+
+    _, digest = installer_bytes()
+    release = releases.release_current()
+    manifest = release.manifest if release is not None else None
+    return render(request, "pwa/get.html", _context(
+        request, "get", installer_sha256=digest, release=manifest,
+        platforms=_release_platforms(manifest) if manifest else [],
+        refusals=releases.release_refusals() if release is None else [],
+        station_id=station_get().station_id,
+        origin=request.build_absolute_uri("/").rstrip("/"), host=request.get_host()))
+
+
+def _release_platforms(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per platform of a release: its wheels (count, size) and what has no wheel there."""
+    from catalog.release import platform_of
+
+    rows = []
+    for platform in manifest.get("platforms", []):
+        files = [f for f in manifest.get("files", [])
+                 if platform in platform_of(f["name"].removesuffix(".whl").split("-")[-1])]
+        missing = [m for m in manifest.get("missing", []) if m.get("platform") == platform]
+        rows.append({"key": platform, "name": PLATFORM_NAMES.get(platform, platform),
+                     "files": len(files), "size": sum(f.get("size", 0) for f in files),
+                     "missing": missing})
+    return rows
 
 
 def _hlc_time(text: str) -> datetime | None:

@@ -37,7 +37,8 @@ export const CLAIM_ERRORS = {
 
 export const loadForge = () => loadScript(FORGE_URL, "forge");
 
-class ClaimError extends Error {}
+/** A problem with the operator's certificate file, said for the person at the form. */
+export class ClaimError extends Error {}
 
 const form = $("#claim-form");
 const message = $("#claim-message");
@@ -132,14 +133,16 @@ function parsePem(forge, text, keyText, password) {
   return { end, chain: certs.filter((c) => c !== end), key };
 }
 
-async function parse() {
-  const certFile = form.certificate.files[0];
+/**
+ * Read a license certificate file (.p12/.pfx, or PEM/.tq6 with `keyFile`) in the browser.
+ * Resolves with {callsign, certificate (PEM), chain ([PEM]), key (forge), end (forge cert)};
+ * throws ClaimError saying what was wrong. The key stays in this page.
+ */
+export async function readCertificate({ certFile, keyFile, password }) {
   if (!certFile) throw new ClaimError("Choose your certificate file first.");
   const forge = await loadForge();
   const bytes = await readBytes(certFile);
-  const keyFile = form.key.files[0];
   const keyText = keyFile ? new TextDecoder().decode(await readBytes(keyFile)) : "";
-  const password = form.password.value;
   const result = isText(bytes)
     ? parsePem(forge, new TextDecoder().decode(bytes), keyText, password)
     : parsePkcs12(forge, bytes, password);
@@ -178,6 +181,11 @@ function refresh() {
   return pending;
 }
 
+function parse() {
+  return readCertificate({ certFile: form.certificate.files[0], keyFile: form.key.files[0],
+    password: form.password.value });
+}
+
 async function parseAndShow() {
   parsed = null;
   parsedWith = form.password.value;
@@ -195,7 +203,7 @@ async function parseAndShow() {
   }
 }
 
-function base64ToBytes(b64) {
+export function base64ToBytes(b64) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
@@ -223,15 +231,17 @@ export async function sign(forge, key, messageBytes) {
   return forge.util.encode64(key.sign(md));
 }
 
-function apiMessage(data, status) {
+/** The message for an API error: `errors[code]` (else CLAIM_ERRORS), then the station's detail. */
+export function apiMessage(data, status, errors = CLAIM_ERRORS, what = "the claim") {
   const code = (data && data.error) || "";
-  const known = CLAIM_ERRORS[code];
+  const known = errors[code] || CLAIM_ERRORS[code];
   const detail = data && data.detail ? ` (${data.detail})` : "";
   if (known) return known + detail;
-  return `The station refused the claim${code ? ` [${code}]` : ` (HTTP ${status})`}${detail}.`;
+  return `The station refused ${what}${code ? ` [${code}]` : ` (HTTP ${status})`}${detail}.`;
 }
 
-async function post(path, json) {
+/** POST JSON without a session (the license proof needs none); resolves {ok, status, data}. */
+export async function post(path, json) {
   try {
     const response = await fetch(path, {
       method: "POST", credentials: "same-origin",

@@ -109,3 +109,22 @@ def test_a_station_qr_code_is_read_from_a_photo(run):
 
 def test_webcrypto_signs_in_a_secure_context(run):
     assert run["webCryptoSignature"] == {"via": "webcrypto", "verified": True}
+
+
+def test_get_your_own_station_gives_a_working_download_token(run):
+    got = run["getStation"]
+    assert "password does not open this file" in got["wrongPassword"]
+    assert "does not come from an authority this station trusts" in got["untrustedRoot"]
+    assert got["signedWith"] == "forge"  # plain HTTP to a LAN address: no WebCrypto
+    assert got["callsign"] == "W1AW" and len(got["token"]) >= 20 and got["expires"]
+    for platform, commands in got["commands"].items():
+        assert f"--index {got['stationUrl']} --callsign W1AW --token {got['token']}" in commands, \
+            platform
+        assert f"{got['stationUrl']}/get/meshsite-install.py" in commands, platform
+    # The token opens the package index: 200, or 404 "no release" (none is published on this
+    # station) where without it, or with a wrong one, the answer is 401.
+    status, body = got["index"]["withToken"]
+    assert status == 200 or (status == 404 and "no_release" in body), (status, body)
+    assert got["index"]["without"][0] == 401
+    assert got["index"]["wrongToken"][0] == 401
+    assert "get" in run["axe"] and not run["axe"]["get"]

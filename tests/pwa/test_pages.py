@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from meshsite.asgi import application
 
-PAGES = ["/", "/claim", "/stations", "/content", "/talk", "/signin"]
+PAGES = ["/", "/claim", "/stations", "/content", "/talk", "/signin", "/get/"]
 pytestmark = pytest.mark.django_db
 
 
@@ -55,6 +55,20 @@ def test_claim_page_has_the_labelled_fields(client):
         assert f">{label}</label>" in html
     assert "Claim this station</button>" in html
     assert 'accept=".p12,.pfx,.pem,.tq6' in html
+
+
+def test_get_page_has_the_installer_its_hash_and_the_license_fields(client):
+    import hashlib
+
+    html = client.get("/get/").content.decode()
+    digest = hashlib.sha256(client.get("/get/meshsite-install.py").content).hexdigest()
+    assert digest in html and 'href="/get/meshsite-install.py"' in html
+    for label in ("Certificate file", "Private key file", "Password"):
+        assert f">{label}</label>" in html
+    assert "Get a download token</button>" in html
+    assert "no release yet" in html  # none published here
+    assert "--index http://testserver --callsign CALL --token TOKEN" in html
+    assert 'href="/get/"' in client.get("/").content.decode()  # linked from home and the nav
 
 
 def test_owner_forms_are_not_offered_anonymously(client):

@@ -250,6 +250,8 @@ def run(artifacts: Path) -> dict:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 results.update(claim_on_insecure_origin(browser, insecure, files, pages))
+                results["getStation"] = get_station_on_insecure_origin(browser, insecure,
+                                                                       files, pages)
                 results.update(secure_origin(browser, secure, a, b, c, internet, tokens, pages,
                                              wait_for, http_json, results))
             finally:
@@ -312,6 +314,75 @@ def claim_on_insecure_origin(browser, base: str, files: dict[str, Path], pages: 
     page.goto(base + "/")
     pages.shoot(page, "home-insecure-origin-desktop")
     context.close()
+    return out
+
+
+def index_status(url: str, auth: str | None) -> tuple[int, str]:
+    """GET the package index, with `auth` (CALLSIGN:TOKEN) as HTTP basic auth if given."""
+    import urllib.error
+
+    headers = {"Accept": "text/html"}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=30) as response:
+            return response.status, response.read(2000).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(2000).decode(errors="replace")
+
+
+def get_station_on_insecure_origin(browser, base: str, files: dict[str, Path],
+                                   pages: Pages) -> dict:
+    """"Get your own station" on plain HTTP (node-forge signs): a wrong password and an
+    untrusted root say so, the .p12 gives a download token, the commands carry it, and the
+    package index takes it."""
+    out: dict = {}
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    pages.watch(page, "insecure")
+    page.goto(base + "/")
+    page.get_by_role("link", name="Get your own station").first.click()
+    page.wait_for_url(base + "/get/")
+    page.wait_for_function("() => document.documentElement.dataset.live === 'connected'")
+    pages.check(page, "get")
+    pages.shoot(page, "get-desktop")
+    page.set_viewport_size({"width": 360, "height": 800})
+    pages.shoot(page, "get-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_label("Certificate file").set_input_files(str(files["good"]))
+    page.get_by_role("button", name="Get a download token").click()
+    wait_text(page, "#token-message", "password")
+    out["wrongPassword"] = page.text_content("#token-message")
+
+    page.get_by_label("Password").fill(P12_PASSWORD)
+    page.get_by_label("Certificate file").set_input_files(str(files["untrusted"]))
+    page.get_by_role("button", name="Get a download token").click()
+    wait_text(page, "#token-message", "trust")
+    out["untrustedRoot"] = page.text_content("#token-message")
+
+    page.get_by_label("Certificate file").set_input_files(str(files["good"]))
+    page.get_by_role("button", name="Get a download token").click()
+    page.wait_for_selector("#token-done:not([hidden])", timeout=30000)
+    out["signedWith"] = page.evaluate("() => document.documentElement.dataset.signedWith")
+    out["callsign"] = page.text_content("#token-callsign")
+    out["token"] = page.text_content("#token-value")
+    out["expires"] = page.text_content("#token-expires")
+    out["commands"] = {name: page.text_content(f"#command-{name}")
+                       for name in ("linux", "macos", "windows")}
+    out["stationUrl"] = base
+    pages.shoot(page, "get-token-desktop")
+    page.set_viewport_size({"width": 360, "height": 800})
+    pages.shoot(page, "get-token-phone")
+    context.close()
+
+    # The token works on the package index (HTTP basic auth CALLSIGN:TOKEN).
+    index = base + "/simple/"
+    out["index"] = {"withToken": index_status(index, f"{out['callsign']}:{out['token']}"),
+                    "without": index_status(index, None),
+                    "wrongToken": index_status(index, f"{out['callsign']}:not-the-token")}
     return out
 
 
