@@ -12,6 +12,7 @@ const SHELL = [
   "{% static 'pwa/qrscan.js' %}",
   "{% static 'pwa/content.js' %}",
   "{% static 'pwa/talk.js' %}",
+  "{% static 'pwa/get.js' %}",
   "{% static 'signaling/meshsite-signal.js' %}",
   "{% static 'pwa/icons/icon.svg' %}",
   "/manifest.webmanifest",
