@@ -45,7 +45,7 @@ def test_a_release_published_at_a_installs_from_c_two_hops_away(topology, tmp_pa
     assert built.returncode == 0, built.stderr[-3000:]
     wanted = {"releases/1/manifest.json", *(f"releases/files/{p.name}"
                                             for p in folder.glob("*.whl"))}
-    wait_for(lambda: wanted <= release_paths(net, C), 180,
+    wait_for(lambda: wanted <= release_paths(net, C), 300,
              "C knows the release's entries (catalog reconciliation through B)")
     wait_for(lambda: any(r["callsign"] == CALLS[A] and r["hops"] == 2 for r in
                          net.get_json(C, "/api/routes")[1]["routes"]), 120,

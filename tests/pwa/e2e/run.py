@@ -437,7 +437,7 @@ def secure_origin(browser, base, a, b, c, internet, tokens, pages, wait_for, htt
         _, data = http_json(base + "/api/content-catalog?versions=1&conflicts=1")
         return isinstance(data, dict) and len(data.get("entries", [])) == 2
 
-    wait_for(conflict_seen, 120, "A sees both versions of DL1D/net.html")
+    wait_for(conflict_seen, 240, "A sees both versions of DL1D/net.html")
     page.goto(base + "/content")
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('.conflict .preview'))"
