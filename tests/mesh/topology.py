@@ -311,9 +311,12 @@ class Topology:
     # --- the end ------------------------------------------------------------------------------
 
     def print_logs(self, lines: int = 80) -> None:
-        """The last `lines` lines of each station's log and of the cable process's, on stdout."""
+        """The last `lines` lines of each station's log (its access log left out) and of the cable
+        process's, on stdout."""
         for i, station in enumerate(self.stations):
-            tail = station.output().splitlines()[-lines:]
+            # Without the access log: a station pinged every second fills its tail with it.
+            tail = [line for line in station.output().splitlines()
+                    if "logger=meshsite.access" not in line][-lines:]
             print(f"\n----- station {i} {self.callsigns[i]} ({station.ns}): "
                   f"last {len(tail)} log lines -----", *tail, sep="\n")
         wire = self.root / "wire.log"
