@@ -77,7 +77,12 @@ async def test_loss_drops_frames_per_receiver() -> None:
             await until(lambda n=index: len(channel.snapshot()) > n)
         await until(lambda: all(not t.frame_ends or t.end < channel.now()
                                 for t in channel.snapshot()))
-        await asyncio.sleep(0.1)
+
+        def delivered_to(ident: int) -> int:
+            return sum(len(t.delivered.get(ident, [])) for t in channel.snapshot())
+
+        # Each receiver has read all the channel delivered to it (a is client 1, b 2, c 3).
+        await until(lambda: len(b.heard) == delivered_to(2) and len(c.heard) == delivered_to(3))
         assert 5 < len(b.heard) < 35 and 5 < len(c.heard) < 35
         assert [f.info for _, f in b.heard] != [f.info for _, f in c.heard]
 
