@@ -235,11 +235,18 @@ def catalog_digest() -> bytes:
 
 
 def register() -> None:
-    from mesh.registry import register_handler, register_link_sync, register_presence_digest
+    from mesh.registry import (
+        register_handler,
+        register_link_sync,
+        register_presence_digest,
+        register_sync_type,
+    )
 
     register_presence_digest(catalog_digest)
     register_handler(CONTENT_SYNC, on_content_sync)
     register_handler(CONTENT_ENTRIES, on_content_entries)
     register_handler(CONTENT_DEMAND, on_content_demand)
     register_link_sync("catalog", catalog_link_sync)
+    for message_type in (CONTENT_SYNC, CONTENT_ENTRIES, CONTENT_DEMAND):
+        register_sync_type(message_type)
 

@@ -276,6 +276,10 @@ class MeshDaemon:
 
     async def record(self, peer: KnownPeer, transition: membership.Transition) -> None:
         member = self.table.members[str(peer.pk)]
+        if transition.new == membership.UNREACHABLE and peer.station_id and \
+                self.radio is not None:
+            # Its beacons stopped: the RF link is gone (RF links are not pinged).
+            await self.radio.neighbours.close(peer.station_id, "unreachable on the air")
         self.last_db_write[peer.pk] = time.monotonic()
         logger.info("mesh peer state", extra={
             "station": peer.station_id or "-", "endpoint": peer.endpoint,
@@ -420,6 +424,9 @@ class MeshDaemon:
         if station_id in await linkbus.linked_peers():
             return
         await self.router.link_down(station_id, reason)
+        rf = self.radio.neighbours.session_for(station_id) if self.radio is not None else None
+        if rf is not None:
+            await self.radio.neighbours.attach(rf)  # the station is still heard on the air
 
     # -- identity --------------------------------------------------------------------------
 
@@ -441,6 +448,8 @@ class MeshDaemon:
         for link in stale:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.shutdown(CLOSE_IDENTITY), 1)
+        if self.radio is not None:
+            await self.radio.neighbours.close_all("our identity changed")
         if local.credential is None:
             for endpoint in list(self.dialers):
                 self.dialers.pop(endpoint).cancel()

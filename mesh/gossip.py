@@ -121,6 +121,8 @@ def register_builtin_handlers() -> None:
     registry.register_handler(protocol.CERT_SYNC, on_cert_sync)
     registry.register_handler(protocol.BLACKLIST_UPDATE, on_blacklist_update)
     registry.register_handler(protocol.PING, on_ping)
+    for message_type in (protocol.CERT_SYNC, protocol.BLACKLIST_UPDATE, protocol.PEER_LIST):
+        registry.register_sync_type(message_type)
     from mesh import distance_vector, forwarding, router
 
     registry.register_handler(distance_vector.UPDATE_TYPE, router.on_routing_message)

@@ -32,6 +32,7 @@ from django.db import close_old_connections
 
 from mesh import ax25, registry, rf_codec, services, trust
 from mesh.rf_link import RfLink
+from mesh.rf_neighbours import RfNeighbours
 from mesh.tnc import TncLink, parse_kiss_url
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Radio:
         self.refused_beacons = 0
         self.messages_in = 0
         self._unusable_callsign = ""
+        self.neighbours = RfNeighbours(self)
 
     # -- who we are on the air ---------------------------------------------------------------
 
@@ -146,6 +148,7 @@ class Radio:
         known = self.daemon.peers.get(peer.pk)
         if known is not None:
             await self.daemon.heard(known, None)
+        await self.neighbours.on_beacon(beacon, ax25.Address(source.callsign, source.ssid))
 
     async def on_message(self, source: ax25.Address, message: bytes) -> None:
         self.messages_in += 1
@@ -154,15 +157,17 @@ class Radio:
         except rf_codec.RfCodecError as exc:
             logger.info("RF message refused", extra={"source": str(source), "error": str(exc)})
             return
-        logger.info("RF message heard", extra={"source": str(source),
-                                               "type": envelope.get("type", "")})
+        logger.debug("RF message heard", extra={"source": str(source),
+                                                "type": envelope.get("type", "")})
+        await self.neighbours.on_message(source, envelope)
 
     # -- running -----------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         heard = sorted(self.heard.items(), key=lambda item: -item[1])
         me = self.identity()
-        return {**self.link.status(), **self.rf.status(), "undecodable": self.undecodable,
+        return {**self.link.status(), **self.rf.status(), **self.neighbours.status(),
+                "undecodable": self.undecodable,
                 "refusedBeacons": self.refused_beacons, "messagesIn": self.messages_in,
                 "source": str(me) if me else None,
                 "heard": [{"source": source, "at": at} for source, at in heard]}
@@ -189,6 +194,7 @@ class Radio:
                     if task.done() and not task.cancelled() and task.exception():
                         raise task.exception()  # type: ignore[misc]
         finally:
+            await self.neighbours.stop()
             await self.link.stop()
             for task in tasks:
                 task.cancel()

@@ -92,6 +92,19 @@ def register_handler(message_type: str, handler: Handler) -> None:
     _handlers[message_type] = handler
 
 
+_sync_types: set[str] = set()
+
+
+def register_sync_type(message_type: str) -> None:
+    """`message_type` (and the replies to it) is sync traffic: held to a share of every
+    link's bandwidth (`MESHSITE_MESH_SYNC_SHARE`; on RF, the air-time budget)."""
+    _sync_types.add(message_type)
+
+
+def is_sync(message_type: str) -> bool:
+    return message_type in _sync_types
+
+
 def get_handler(message_type: str) -> Handler | None:
     return _handlers.get(message_type)
 

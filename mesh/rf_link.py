@@ -134,6 +134,12 @@ class RfLink:
         self.wake.set()
         return msg
 
+    def queued(self, msg: int) -> bool:
+        """Whether a fragment of message number `msg` still waits to go on the air."""
+        head = bytes([rf_codec.MAGIC, rf_codec.KIND_DATA]) + msg.to_bytes(2, "big")
+        return any(item.info[:4] == head for queue in (self.urgent, self.background)
+                   for item in queue)
+
     def _next(self, now: float) -> _Outgoing | None:
         if self.urgent:
             return self.urgent.popleft()

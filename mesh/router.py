@@ -81,6 +81,8 @@ class Router:
         self.failures: dict[str, int] = {}
         self.callsigns: dict[str, str] = dict(callsigns or {})
         self.rf_peers = rf_peers or set()
+        self.rf_intervals: dict[str, float] = {}  # RF neighbour -> its periodic update interval
+        self.rf_sent: dict[str, float] = {}  # RF neighbour -> when it last got the full table
         self.changed = True
         self.stored: list[tuple] | None = None
         self.kick = asyncio.Event()
@@ -96,17 +98,28 @@ class Router:
     def has(self, peer: str) -> bool:
         return peer in self.stats
 
-    async def link_up(self, peer: str, callsign: str = "") -> None:
+    async def link_up(self, peer: str, callsign: str = "", *, rf: bool = False,
+                      cost: int | None = None, interval: float | None = None) -> None:
+        """A link to `peer` is up. An RF link (`rf`) comes with its fixed `cost` and update
+        `interval` (minutes): it is not pinged, and gets periodic updates only that often."""
         if not peer or peer == self.self_id:
             return
         if callsign:
             self.callsigns[peer] = callsign
+        if peer in self.stats and not rf and peer in self.rf_peers:
+            # A LAN/IP link to a station we reached by radio: it replaces the RF link.
+            await self.link_down(peer, "a LAN link replaces the RF link")
         if peer in self.stats:
             return
-        stats = self.stats[peer] = LinkStats()
+        if rf:
+            self.rf_peers.add(peer)
+            self.rf_intervals[peer] = interval or self.interval
+            self.rf_sent[peer] = self.now()  # the full table goes with add_neighbour below
+        stats = self.stats[peer] = LinkStats() if cost is None else LinkStats(base=cost)
         self.failures[peer] = 0
         out = self.table.add_neighbour(peer, cost=stats.cost(), rf=peer in self.rf_peers,
-                                       now=self.now(), interval=self.interval)
+                                       now=self.now(),
+                                       interval=self.rf_intervals.get(peer, self.interval))
         logger.info("mesh route neighbour up", extra={"peer": peer,
                                                       "callsign": self.callsigns.get(peer, "")})
         self.changed = True
@@ -118,6 +131,9 @@ class Router:
             return
         del self.stats[peer]
         self.failures.pop(peer, None)
+        self.rf_peers.discard(peer)
+        self.rf_intervals.pop(peer, None)
+        self.rf_sent.pop(peer, None)
         out = self.table.remove_neighbour(peer, now=self.now())
         logger.info("mesh route neighbour down", extra={"peer": peer, "reason": reason})
         self.changed = True
@@ -157,6 +173,8 @@ class Router:
             sample = link_cost.bandwidth_sample(link_cost.PROBE_BYTES, rtt, stats.srtt)
             if sample is not None:
                 stats.record_throughput(link_cost.PROBE_BYTES, link_cost.PROBE_BYTES / sample)
+                with contextlib.suppress(Exception):  # sync pacing reads it (SyncPacer)
+                    await linkbus.bandwidth_note(peer, stats.bandwidth_bps)
         if ok:
             self.failures[peer] = 0
         else:
@@ -247,10 +265,17 @@ class Router:
     async def broadcast(self, *, full: bool) -> None:
         if seqno_load(self.seqno_path) != self.table.seqno:
             seqno_save(self.seqno_path, self.table.seqno)
-        updates = self.table.updates_to_send(self.now(), full=full)
+        now = self.now()
+        updates = self.table.updates_to_send(now, full=full)
         if not updates:
             return
         for peer in list(self.stats):
+            if full and peer in self.rf_intervals:
+                # On the air the whole table goes only every few minutes (its interval); the
+                # triggered updates (full=False) still go at once, within the air-time budget.
+                if now - self.rf_sent.get(peer, 0.0) < self.rf_intervals[peer]:
+                    continue
+                self.rf_sent[peer] = now
             await self.send_updates(peer, updates)
         self.changed = True
 
@@ -284,7 +309,8 @@ class Router:
         """Ping every linked peer (`candidates()`: station ids with a link in any process)."""
         while True:
             started = time.monotonic()
-            peers = set(await candidates()) | set(self.stats)
+            # RF neighbours are not pinged: their liveness is their ID beacons (membership).
+            peers = (set(await candidates()) | set(self.stats)) - self.rf_peers
             await asyncio.gather(*(self.ping(peer) for peer in peers if peer != self.self_id),
                                  return_exceptions=True)
             await asyncio.sleep(max(0.05, self.ping_interval - (time.monotonic() - started)))

@@ -238,6 +238,12 @@ def peer_heard_on_air(*, station_id: str, callsign: str, fingerprint: str,
     return peer, not existed
 
 
+def peer_authenticated_on_air(*, station_id: str) -> None:
+    """A station heard on the air proved its credential: its RF link carries mesh messages."""
+    Peer.objects.filter(station_id=station_id).update(authenticated=True)
+    Link.objects.filter(peer__station_id=station_id, kind=Link.Kind.RF).update(connected=True)
+
+
 def peer_link_connected(*, station_id: str, connected: bool) -> None:
     Link.objects.filter(peer__station_id=station_id, kind=Link.Kind.LAN).update(
         connected=connected)
