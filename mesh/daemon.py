@@ -411,6 +411,8 @@ class MeshDaemon:
             if kind == "route" and isinstance(event.get("payload"), dict):
                 await self.router.receive(peer, event["payload"])
             elif kind == "link_up":
+                if self.radio is not None:
+                    await self.radio.neighbours.yield_to_lan(peer)
                 await self.router.link_up(peer, str(event.get("callsign") or ""))
             elif kind == "link_down":
                 await self.link_gone(peer, "accepted link closed")

@@ -176,7 +176,7 @@ async def sync_link(link: Any, *, peers: bool = True, timeout: float = 10.0) -> 
 async def sync_apps(link: Any) -> None:
     """The link syncs other apps registered (`registry.register_link_sync`); one failing does
     not stop the others."""
-    for name, sync in registry.link_syncs():
+    for name, sync in registry.link_syncs(rf=getattr(link, "kind", "lan") == "rf"):
         try:
             await sync(link)
         except Exception as exc:

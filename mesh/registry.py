@@ -115,16 +115,35 @@ def registered_types() -> list[str]:
 
 LinkSync = Callable[[LinkContext], Awaitable[Any]]
 _link_syncs: dict[str, LinkSync] = {}
+_lan_only_syncs: set[str] = set()
+_lan_only_types: set[str] = set()
 
 
-def register_link_sync(name: str, sync: LinkSync) -> None:
-    """Run `sync(link)` on every link at each gossip round (after the mesh's own sync).
-    Registering under a taken name replaces the earlier function (module reloads)."""
+def register_link_sync(name: str, sync: LinkSync, *, lan_only: bool = False) -> None:
+    """Run `sync(link)` on every link at each gossip round (after the mesh's own sync); with
+    `lan_only`, on LAN/IP links only, never on an RF link. Registering under a taken name
+    replaces the earlier function (module reloads)."""
     _link_syncs[name] = sync
+    if lan_only:
+        _lan_only_syncs.add(name)
+    else:
+        _lan_only_syncs.discard(name)
 
 
-def link_syncs() -> list[tuple[str, LinkSync]]:
-    return sorted(_link_syncs.items())
+def link_syncs(*, rf: bool = False) -> list[tuple[str, LinkSync]]:
+    """The link syncs to run on a link (`rf`: an RF link, without the LAN-only ones)."""
+    return sorted((name, sync) for name, sync in _link_syncs.items()
+                  if not (rf and name in _lan_only_syncs))
+
+
+def register_lan_only_type(message_type: str) -> None:
+    """`message_type` never crosses an RF link: the RF link refuses to send it and drops it
+    when heard (the mailbox: Part 97)."""
+    _lan_only_types.add(message_type)
+
+
+def lan_only_type(message_type: str) -> bool:
+    return message_type in _lan_only_types
 
 
 class ForwardSource(Protocol):

@@ -59,7 +59,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from mesh import ax25, link_cost, linkbus, protocol, rf_codec, trust
+from mesh import ax25, link_cost, linkbus, protocol, registry, rf_codec, trust
 from mesh.links import LinkRefused, LinkSession
 
 if TYPE_CHECKING:
@@ -210,6 +210,9 @@ class RfLinkSession(LinkSession):
                 del self.answers[next(iter(self.answers))]
         else:
             kind = kind_of(message_type)
+        if registry.lan_only_type(message_type):
+            raise rf_codec.RfCodecError(f"{message_type} is LAN/IP-only traffic: it is never "
+                                        "sent on the air")
         message = rf_codec.encode_message(envelope)  # EncryptedRefused: never on the air
         return self.neighbours.radio.rf.send(message, to=self.address, kind=kind,
                                              priority=kind == KIND_REQUEST)
@@ -307,6 +310,9 @@ class RfNeighbours:
             self._refuse(source, "unproven", f"{message_type} from {sender[:12]}, whose "
                                              "credential we do not hold yet: asking for it")
             await self.ask(sender, "", source)
+            return
+        if registry.lan_only_type(message_type):
+            self._refuse(source, "lan_only", f"{message_type} never travels on the air")
             return
         if source.callsign != session.peer_callsign.upper():
             self._refuse(source, "wrong_callsign", f"sent as {source.callsign} by the station "
@@ -435,6 +441,13 @@ class RfNeighbours:
         if router is not None:
             await router.link_up(session.peer_station_id, session.peer_callsign, rf=True,
                                  cost=self.cost, interval=settings.RF_ROUTE_INTERVAL)
+
+    async def yield_to_lan(self, station_id: str) -> None:
+        """A LAN/IP link to `station_id` came up in another process (daphne): it is the
+        station's link now, so this process stops sending over the air to it."""
+        session = self.session_for(station_id)
+        if session is not None and linkbus.local_link(station_id) is session:
+            await linkbus.detach(session)
 
     def session_for(self, station_id: str) -> RfLinkSession | None:
         session = self.sessions.get(station_id)
