@@ -38,10 +38,11 @@ Neighbours. An authenticated station becomes a routing neighbour (`Router.link_u
 `rf=True`, the fixed cost `link_cost.rf_base(MESHSITE_RF_BITRATE)` and periodic updates every
 `MESHSITE_RF_ROUTE_INTERVAL`), unless a LAN/IP link to it is up (then that one is its link).
 It is not pinged: its beacons are its heartbeat, and it stops being a neighbour when membership
-finds it unreachable. Trust and catalog sync run when the link comes up and when its beacon's
-catalog digest differs from ours, at most every `MESHSITE_RF_SYNC_INTERVAL` per neighbour, and
-started by the station with the lower id (the other one starts too if the difference outlasts
-two intervals).
+finds it unreachable. Trust sync (certificates, blacklist) runs when the link comes up and then
+at most every `TRUST_EVERY` sync intervals; catalog sync when the link comes up and when its
+beacon's catalog digest differs from ours, at most every `MESHSITE_RF_SYNC_INTERVAL` per
+neighbour, started by the station with the lower id (the other one starts too if the
+difference outlasts two intervals).
 """
 
 from __future__ import annotations
@@ -77,10 +78,12 @@ KIND_REQUEST = "request"
 ASK_EVERY = 120.0  # seconds between two requests for the same station's credential
 ANSWER_EVERY = 60.0  # seconds between two broadcasts of our credential
 RF_TIMEOUT = 600.0  # seconds a request over RF waits for its reply, at least
-RETRY_GAP = 45.0  # seconds after a request left before sending it again (doubling)
+RETRY_GAP = 90.0  # seconds after a request left before sending it again (doubling): the
+# reply may wait for the other station's air-time budget
 RF_WINDOW = 900.0  # replay window over RF: reassembly and NACKs take minutes
 RF_CHUNK = 4096  # body bytes per FORWARD_CHUNK over RF (about 17 frames, 40 s at 1200 bit/s)
 MAX_KINDS = 512
+TRUST_EVERY = 6  # trust syncs over RF at most every this many MESHSITE_RF_SYNC_INTERVAL
 MAX_ANSWERS = 64  # replies kept to send again when their request comes again
 
 _KIND_OF_TYPE = {"ROUTE_UPDATE": KIND_ROUTING, "SEQNO_REQUEST": KIND_ROUTING,
@@ -252,6 +255,7 @@ class RfNeighbours:
         self.asked: dict[str, float] = {}
         self.answered_at: float | None = None
         self.synced: dict[str, float] = {}
+        self.trusted_at: dict[str, float] = {}  # neighbour -> when trust last synced with it
         self.syncing: set[str] = set()
         self.differs_since: dict[str, float] = {}
         self.cost = link_cost.rf_base(settings.RF_BITRATE)
@@ -494,12 +498,20 @@ class RfNeighbours:
         self._spawn(self._sync(session))
 
     async def _sync(self, session: RfLinkSession) -> None:
+        """Trust (certificates, blacklist) when the link comes up and then at most every
+        `TRUST_EVERY` syncs' interval; the apps' syncs (the catalog) every time."""
         from mesh import gossip
 
         peer = session.peer_station_id
         started = time.monotonic()
         try:
-            counts = await gossip.sync_round(session, peers=False)
+            counts: dict[str, int] = {}
+            last_trust = self.trusted_at.get(peer)
+            if last_trust is None or started - last_trust >= TRUST_EVERY * \
+                    settings.RF_SYNC_INTERVAL:
+                counts = await gossip.sync_link(session, peers=False)
+                self.trusted_at[peer] = started
+            await gossip.sync_apps(session)
             logger.info("RF sync done", extra={"peer": peer, **counts,
                                                "seconds": round(time.monotonic() - started)})
             self.differs_since.pop(peer, None)
