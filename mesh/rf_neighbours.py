@@ -431,7 +431,9 @@ class RfNeighbours:
                                          "address": str(session.address)})
         from mesh import services
 
-        await _db(services.peer_authenticated_on_air)(station_id=proven.station_id)
+        await _db(services.peer_authenticated_on_air)(
+            station_id=proven.station_id, callsign=proven.callsign,
+            fingerprint=proven.fingerprint, address=str(session.address))
         await self.attach(session)
         self.maybe_sync(session, None)
         return session
