@@ -158,6 +158,7 @@ class RfLinkSession(LinkSession):
         self.kinds: dict[str, str] = {}  # id of a request heard -> its kind, for the reply
         self.answers: dict[str, str] = {}  # id of a request answered -> the reply sent
         self.heard_ids: dict[str, None] = {}  # ids of the envelopes heard, oldest first
+        self.kick = asyncio.Event()  # the peer asked for our credential: resend what waits
         self.established.set()
         self.last_heard = time.monotonic()
 
@@ -184,7 +185,15 @@ class RfLinkSession(LinkSession):
                     await asyncio.wait({future}, timeout=1.0)
                 left = deadline - time.monotonic()
                 if not future.done() and left > 0:
-                    await asyncio.wait({future}, timeout=min(gap, left))
+                    self.kick.clear()
+                    kicked = asyncio.ensure_future(self.kick.wait())
+                    try:
+                        await asyncio.wait({future, kicked}, timeout=min(gap, left),
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        kicked.cancel()
+                    if self.kick.is_set() and not future.done():
+                        continue  # it lacked our credential, sent just now: again at once
                 if future.done():
                     return future.result()
                 if time.monotonic() >= deadline:
@@ -352,6 +361,7 @@ class RfNeighbours:
             return
         now = time.monotonic()
         if self.answered_at is not None and now - self.answered_at < ANSWER_EVERY:
+            self._asker_lacked_us(envelope.get("from"))
             return  # the broadcast a moment ago answers this asker too
         self.answered_at = now
         answer = protocol.build_envelope(type_=RF_CREDENTIAL, sender=local.station_id,
@@ -359,6 +369,19 @@ class RfNeighbours:
                                          sign=trust.sign, ttl=1)
         self._transmit(answer, to=None)
         logger.info("RF credential sent", extra={"asked_by": str(source)})
+        self._asker_lacked_us(envelope.get("from"))
+
+    def _asker_lacked_us(self, station_id: Any) -> None:
+        """The station that asked dropped what we sent it before it knew us: our requests
+        waiting for it go again (after the credential, in the same queue), and it gets the
+        whole routing table at the next periodic round."""
+        session = self.session_for(station_id) if isinstance(station_id, str) else None
+        if session is None:
+            return
+        session.kick.set()
+        router = getattr(self.daemon, "router", None)
+        if router is not None and station_id in router.rf_sent:
+            router.rf_sent[station_id] = 0.0
 
     def _transmit(self, envelope: dict[str, Any], *, to: ax25.Address | None) -> None:
         try:
