@@ -49,25 +49,28 @@ def log(text: str) -> None:
 
 # --- certificates as TQSL exports them ----------------------------------------------------
 
+def p12_write(folder: Path, name: str, identity) -> Path:
+    """`identity` (a tests.certificates.pki.Identity) as `name`.p12 with P12_PASSWORD, key and
+    certificates under 3DES as TQSL's current exports."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+
+    encryption = (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+                  .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+                  .hmac_hash(hashes.SHA1())  # noqa: S303 - what TQSL's files use
+                  .build(P12_PASSWORD.encode()))
+    data = pkcs12.serialize_key_and_certificates(name.encode(), identity.key, identity.cert,
+                                                 identity.chain, encryption)
+    path = folder / f"{name}.p12"
+    path.write_bytes(data)
+    return path
+
+
 def p12_files(folder: Path) -> dict[str, Path]:
     """The operator's .p12 (LoTW-shaped chain, certificates under RC2-40 and the key under
     3DES, like TQSL's legacy export) and one (3DES) whose chain ends at a root the station does
     not trust."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
-
     from tests.certificates import pki
-
-    def write(name: str, identity: pki.Identity) -> Path:
-        encryption = (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
-                      .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
-                      .hmac_hash(hashes.SHA1())  # noqa: S303 - what TQSL's files use
-                      .build(P12_PASSWORD.encode()))
-        data = pkcs12.serialize_key_and_certificates(name.encode(), identity.key, identity.cert,
-                                                     identity.chain, encryption)
-        path = folder / f"{name}.p12"
-        path.write_bytes(data)
-        return path
 
     rogue_key = pki.rsa_key("rogue-root")
     rogue = pki.Identity(pki.make_cert(subject=pki.name("Rogue Licensing Root"), key=rogue_key,
@@ -91,7 +94,8 @@ def p12_files(folder: Path) -> dict[str, Path]:
         return path
 
     return {"good": write_legacy("W1AW", pki.lotw_user("W1AW")),
-            "untrusted": write("W1AW-untrusted", pki.Identity(forged, user_key, [rogue.cert]))}
+            "untrusted": p12_write(folder, "W1AW-untrusted",
+                                   pki.Identity(forged, user_key, [rogue.cert]))}
 
 
 # --- stations -----------------------------------------------------------------------------
