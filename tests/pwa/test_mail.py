@@ -1,10 +1,12 @@
 """The Mail page (end-to-end encrypted mailbox) in headless Debian Chromium against a real
 station, inside a private network namespace (tests/pwa/e2e/mail.py does the browsing; this
 file checks what it saw). One run, about a minute on a busy two-core machine, serves every
-test below; screenshots go to $PWA_ARTIFACTS/mail (default tests/artifacts/pwa-mail)."""
+test below; screenshots and what the run saw (results.json) go to $PWA_ARTIFACTS (default
+tests/artifacts/pwa-mail)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from tests.chromium import chromium_missing, run_in_namespace
 from tests.environment import requirement_missing
 from tests.harness import REPO
-from tests.pwa.e2e.mail import FIRST, FOURTH, REPLY, SECOND
+from tests.pwa.e2e.mail import FIRST, FOURTH, FROM_CAROL, REPLY, SECOND, TO_CAROL
 
 SCRIPT = REPO / "tests" / "pwa" / "e2e" / "mail.py"
 
@@ -31,7 +33,9 @@ def run() -> dict:
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
     print(f"\nMail page screenshots: {artifacts}")
-    return run_in_namespace(SCRIPT, "--artifacts", str(artifacts), timeout=540)
+    results = run_in_namespace(SCRIPT, "--artifacts", str(artifacts), timeout=540)
+    (artifacts / "results.json").write_text(json.dumps(results, indent=1))
+    return results
 
 
 def test_both_operators_register_devices_through_the_page(run):
@@ -80,6 +84,16 @@ def test_keys_and_sessions_stay_in_indexeddb_non_extractable(run):
         assert keys["sessions"] == [session], who
     # DL1BOB's one used one-time prekey is gone from his browser too
     assert stored["alice"]["prekeys"] == 50 and stored["bob"]["prekeys"] == 49
+
+
+def test_a_client_written_from_the_documented_format_reads_and_answers_the_page(run):
+    interop = run["interop"]
+    assert interop["sent"] == "Sent to G4CAR (1 device)."
+    assert interop["envelopeType"] == 3  # the page started the session: a prekey message
+    assert interop["carolRead"] == TO_CAROL
+    assert interop["carolPrekeysLeft"] == 4  # the page used one of its one-time prekeys (DH4)
+    assert interop["replyStatus"] == 200
+    assert interop["pageSaw"] == [TO_CAROL, FROM_CAROL]
 
 
 def test_a_new_browser_replaces_the_device_and_the_sender_follows_the_410(run):

@@ -39,6 +39,8 @@ REPLY = "DL1BOB here: copied, bringing 40 litres"
 SECOND = "W1ALI: thanks, the gym door is on the north side"
 THIRD = "W1ALI: are you still on this browser?"
 FOURTH = "W1ALI: new browser, new keys \u2013 still readable"
+TO_CAROL = "DL1BOB to G4CAR: does your client read the page's format?"
+FROM_CAROL = "G4CAR: read you 5 by 9, written from docs/mailbox.md"
 
 STATE = """
 from signaling.models import MailboxMessage, OneTimePreKey, MailboxDevice
@@ -131,6 +133,44 @@ def send(page, to: str, text: str) -> str:
     page.get_by_role("button", name="Send", exact=True).click()
     wait_text(page, "#send-message", "Sent to", timeout=60)
     return page.text_content("#send-message")
+
+
+def interop(page, base: str) -> dict:
+    """The page and a device of tests/pwa/mail_format.py (the format written again in Python
+    from docs/mailbox.md): the page starts the session (X3DH with the Python device's bundle),
+    the Python device reads it over /ws/mailbox, acks it and answers in the session."""
+    from websockets.sync.client import connect
+
+    from tests.certificates import pki
+    from tests.harness import http_json
+    from tests.pwa.mail_format import MailFormatDevice
+
+    carol = MailFormatDevice()
+    licence = pki.lotw_user("G4CAR")
+    _, nonce = http_json(base + "/api/mailbox/devices/nonce", method="POST")
+    status, body = http_json(base + "/api/mailbox/devices", method="POST", body=carol.registration(
+        licence.pem, licence.chain_pem, licence.sign, nonce))
+    assert status == 201, body
+    carol.token, carol.device_id = body["token"], body["deviceId"]
+    out: dict = {"sent": send(page, "G4CAR", TO_CAROL)}
+    with connect(base.replace("http", "ws", 1) + "/ws/mailbox", open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "auth", "token": carol.token}))
+        frames = []
+        while not any(f.get("type") == "queue_empty" for f in frames):
+            frames.append(json.loads(ws.recv(timeout=30)))
+        [envelope] = [f for f in frames if f["type"] == "envelope"]
+        out["carolRead"] = carol.decrypt(envelope)
+        out["envelopeType"] = envelope["messageType"]
+        ws.send(json.dumps({"type": "ack", "id": envelope["id"]}))
+        reply = carol.encrypt("DL1BOB", envelope["sourceDevice"], FROM_CAROL)
+        out["replyStatus"], _ = http_json(
+            base + "/api/mailbox/messages/DL1BOB", method="PUT",
+            body={"messages": [reply], "timestamp": int(time.time() * 1000)},
+            headers={"Authorization": f"Bearer {carol.token}"})
+    wait_message(page, FROM_CAROL)
+    out["pageSaw"] = mail_texts(page)[-2:]
+    out["carolPrekeysLeft"] = len(carol.prekeys)
+    return out
 
 
 def insecure_origin(browser, base: str, pages: Pages) -> dict:
@@ -268,6 +308,7 @@ def two_operators(browser, base: str, station, p12: dict[str, Path], pages: Page
         wait_message(bob, THIRD)
         out["storedKeys"] = {"alice": alice.evaluate(STORED_KEYS), "bob": bob.evaluate(STORED_KEYS)}
         pages.check(bob, "mail-conversation")
+        out["interop"] = interop(bob, base)
 
         # DL1BOB registers a new browser: a new identity key, so the station drops the old
         # device (its page is told) and W1ALI's session names a registration that is gone.
