@@ -17,6 +17,7 @@ export const WHISPER = 1;         // the envelope type of an ordinary message (S
 export const PREKEY = 3;          // ... and of a message that starts a session
 export const MAX_SKIP = 1000;     // message keys skipped in one chain, at most
 export const MAX_SKIPPED = 2000;  // skipped message keys kept per session (oldest go first)
+export const ARCHIVED = 4;        // earlier sessions with the same device kept (see supersede)
 const INFO_X3DH = "MeshsiteMailboxX3DH";
 const INFO_RATCHET = "MeshsiteMailboxRatchet";
 const INFO_MESSAGE = "MeshsiteMailboxMessageKeys";
@@ -138,11 +139,6 @@ async function hkdf(ikm, salt, info, bytes) {
     { name: "HKDF", hash: "SHA-256", salt, info: utf8(info) }, key, bytes * 8));
 }
 
-async function hmac(key, data) {
-  const cryptoKey = await subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false,
-    ["sign"]);
-  return new Uint8Array(await subtle.sign("HMAC", cryptoKey, data));
-}
 
 const publicKey = (raw) => subtle.importKey("raw", raw, { name: "X25519" }, true, []);
 
@@ -258,8 +254,13 @@ async function kdfRoot(rootKey, dhOut) {
   return [out.slice(0, 32), out.slice(32)];
 }
 
+/** KDF_CK: [next chain key, message key] = [HMAC(ck, 0x02), HMAC(ck, 0x01)]. */
 async function kdfChain(chainKey) {
-  return [await hmac(chainKey, Uint8Array.of(0x02)), await hmac(chainKey, Uint8Array.of(0x01))];
+  const key = await subtle.importKey("raw", chainKey, { name: "HMAC", hash: "SHA-256" }, false,
+    ["sign"]);
+  const [next, message] = await Promise.all([subtle.sign("HMAC", key, Uint8Array.of(0x02)),
+    subtle.sign("HMAC", key, Uint8Array.of(0x01))]);
+  return [new Uint8Array(next), new Uint8Array(message)];
 }
 
 /**
@@ -438,6 +439,44 @@ export async function decrypt(session, content) {
   const plaintext = await open(state, message, messageKey);
   return { session: { ...state, receiveChain: nextChain, received: state.received + 1, pending: null },
     plaintext };
+}
+
+/**
+ * A session that replaces `previous` with the same device (a prekey message with another base
+ * key) and keeps it archived: when both sides started a session at once, each answers in the
+ * session the other started, and the first message that decrypts in an archived one makes it
+ * current again (`decryptWithArchive`), so both sides end in the same session.
+ */
+export function supersede(session, previous) {
+  if (!previous) return session;
+  const { archived = [], ...state } = previous;
+  return { ...session, archived: [state, ...archived].slice(0, ARCHIVED) };
+}
+
+/** Whether `baseKey` started this session or one of its archived ones. */
+export const startedBy = (session, baseKey) => [session, ...(session.archived || [])]
+  .some((s) => equal(s.baseKey, baseKey));
+
+/**
+ * `decrypt` in the session or, failing that, in its archived ones, newest first. Resolves
+ * {session (the one that decrypted, current now, the others archived), plaintext}.
+ */
+export async function decryptWithArchive(session, content) {
+  const { archived = [], ...current } = session;
+  const candidates = [current, ...archived];
+  let first = null;
+  for (let i = 0; i < candidates.length; i += 1) {
+    try {
+      const opened = await decrypt(candidates[i], content);
+      const others = candidates.filter((_, j) => j !== i);
+      return { session: { ...opened.session, archived: others.slice(0, ARCHIVED) },
+        plaintext: opened.plaintext };
+    } catch (err) {
+      if (!(err instanceof MailCryptoError)) throw err;
+      first = first || err;
+    }
+  }
+  throw first;
 }
 
 /** A human-comparable fingerprint of an identity key (SHA-256, first 20 bytes, in groups). */

@@ -320,13 +320,13 @@ async function openEnvelope(frame) {
   const existing = await get("sessions", where);
   if (frame.messageType === mc.WHISPER) {
     if (!existing) throw new mc.MailCryptoError("no session with this device (its first message was lost)");
-    return { ...(await mc.decrypt(existing, content)), usedPreKey: null, identityKey: null };
+    return { ...(await mc.decryptWithArchive(existing, content)), usedPreKey: null, identityKey: null };
   }
   if (frame.messageType !== mc.PREKEY) throw new mc.MailCryptoError(`unknown message type ${frame.messageType}`);
   const prekeyMessage = mc.parsePrekeyMessage(content);
-  if (existing && mc.equal(existing.baseKey, prekeyMessage.baseKey)) {
+  if (existing && mc.startedBy(existing, prekeyMessage.baseKey)) {
     // Another message of a session already started: the sender has not heard back yet.
-    return { ...(await mc.decrypt(existing, prekeyMessage.message)), usedPreKey: null,
+    return { ...(await mc.decryptWithArchive(existing, prekeyMessage.message)), usedPreKey: null,
       identityKey: prekeyMessage.identityKey };
   }
   if (prekeyMessage.signedPreKeyId !== me.signedPreKey.keyId) {
@@ -340,8 +340,8 @@ async function openEnvelope(frame) {
   const fresh = await mc.sessionRespond({ identity: me.identity, signedPreKey: me.signedPreKey,
     oneTimePreKey, prekeyMessage, deviceId: frame.sourceDevice });
   const opened = await mc.decrypt({ ...fresh, address: where, callsign: frame.source }, prekeyMessage.message);
-  return { ...opened, usedPreKey: prekeyMessage.oneTimePreKeyId || null,
-    identityKey: prekeyMessage.identityKey };
+  return { session: mc.supersede(opened.session, existing), plaintext: opened.plaintext,
+    usedPreKey: prekeyMessage.oneTimePreKeyId || null, identityKey: prekeyMessage.identityKey };
 }
 
 function plaintextText(bytes) {

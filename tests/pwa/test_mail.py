@@ -72,6 +72,22 @@ def test_both_ratchet_directions(run):
     assert run["prekeysAfterConversation"] == {"W1ALI": 50, "DL1BOB": 49}
 
 
+def test_ratchet_edges_in_the_page(run):
+    ratchet = run["ratchet"]
+    assert ratchet["withoutOneTimeKey"] == [0, "no one-time key"]
+    assert ratchet["outOfOrder"] == ["m2", "m0", "m1"]
+    assert ratchet["replayRefused"] is True and ratchet["forgeryRefused"] is True
+    assert ratchet["afterRefusals"] == "m3"
+    # MAX_SKIP (1000) message keys skipped at most per step; MAX_SKIPPED (2000) kept at most
+    assert ratchet["tooManySkipsRefused"] is True
+    assert ratchet["skippedAfterOneChain"] == 1000
+    assert ratchet["skippedKept"] == 2000
+    assert ratchet["oldestDropped"] is True and ratchet["newestKept"] == "n0"
+    # both sides started a session at once: the archived session takes over, no loss
+    assert ratchet["simultaneous"] == ["a0", "b0", "a1", "b1", "a2", "b2"]
+    assert ratchet["converged"] is True
+
+
 def test_keys_and_sessions_stay_in_indexeddb_non_extractable(run):
     assert run["bobAfterReload"] == [FIRST, REPLY, SECOND]
     stored = run["storedKeys"]

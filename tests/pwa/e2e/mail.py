@@ -80,6 +80,10 @@ STORED_KEYS = """async () => {
 }"""
 
 
+# The Double Ratchet's edges, on the page's own module in the page (a secure context).
+RATCHET_CHECKS = Path(__file__).with_name("ratchet_checks.js")
+
+
 def station_state(station) -> dict:
     from tests.mesh.stations import run_django
 
@@ -309,6 +313,9 @@ def two_operators(browser, base: str, station, p12: dict[str, Path], pages: Page
         out["storedKeys"] = {"alice": alice.evaluate(STORED_KEYS), "bob": bob.evaluate(STORED_KEYS)}
         pages.check(bob, "mail-conversation")
         out["interop"] = interop(bob, base)
+        started = time.monotonic()
+        out["ratchet"] = alice.evaluate(RATCHET_CHECKS.read_text())
+        out["ratchetChecksSeconds"] = round(time.monotonic() - started, 2)
 
         # DL1BOB registers a new browser: a new identity key, so the station drops the old
         # device (its page is told) and W1ALI's session names a registration that is gone.
