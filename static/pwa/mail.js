@@ -8,7 +8,7 @@
  * Only in a secure context: WebCrypto exists nowhere else. On plain HTTP to a LAN address the
  * page says why it cannot work and does nothing else (no storage, no mailbox API call).
  */
-import { $, el, showMessage } from "./app.js";
+import { $, el, reconnectDelay, showMessage } from "./app.js";
 import { ClaimError, CLAIM_ERRORS, apiMessage, base64ToBytes, loadForge, post, readCertificate, sign } from "./claim.js";
 import * as mc from "./mail-crypto.js";
 
@@ -426,7 +426,7 @@ function connect() {
       if (event.code !== 4000) showRegistration(true);
       return;
     }
-    const delay = Math.random() * Math.min(30000, 500 * 2 ** attempt);  // full jitter
+    const delay = reconnectDelay(attempt);
     attempt += 1;
     status("The station cannot be reached: reconnecting\u2026", "disconnected");
     setTimeout(connect, delay);
