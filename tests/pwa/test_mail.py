@@ -16,7 +16,16 @@ import pytest
 from tests.chromium import chromium_missing, run_in_namespace
 from tests.environment import requirement_missing
 from tests.harness import REPO
-from tests.pwa.e2e.mail import FIRST, FOURTH, FROM_CAROL, REPLY, SECOND, TO_CAROL
+from tests.pwa.e2e.mail import (
+    FIFTH,
+    FIRST,
+    FOURTH,
+    FROM_CAROL,
+    REPLY,
+    SECOND,
+    TO_BOTH_CAROLS,
+    TO_CAROL,
+)
 
 SCRIPT = REPO / "tests" / "pwa" / "e2e" / "mail.py"
 
@@ -112,6 +121,13 @@ def test_a_client_written_from_the_documented_format_reads_and_answers_the_page(
     assert interop["pageSaw"] == [TO_CAROL, FROM_CAROL]
 
 
+def test_a_409_for_a_new_device_takes_its_bundle_and_sends_to_all(run):
+    interop = run["interop"]
+    assert interop["sentToBoth"] == "Sent to G4CAR (2 devices)."
+    # the first device in the session it answered in, the new one by a new session
+    assert interop["bothRead"] == {"first": [1, TO_BOTH_CAROLS], "second": [3, TO_BOTH_CAROLS]}
+
+
 def test_a_new_browser_replaces_the_device_and_the_sender_follows_the_410(run):
     assert run["bobNewDevice"]["device"] == "DL1BOB.1"
     assert "removed this device" in run["oldBobStatus"]
@@ -121,6 +137,10 @@ def test_a_new_browser_replaces_the_device_and_the_sender_follows_the_410(run):
     assert "DL1BOB's identity key changed" in run["fourthSent"]
     assert run["bobNewSaw"] == [FOURTH]
     assert run["prekeysAtEnd"]["DL1BOB"] == 49  # the new device's 50, one taken
+
+
+def test_pages_reconnect_after_the_station_restarts(run):
+    assert run["bobNewAfterRestart"] == [FOURTH, FIFTH]
 
 
 def test_an_insecure_context_says_why_and_touches_no_mailbox(run):

@@ -13,7 +13,6 @@ identity key, the old device goes) and W1ALI's next message finds the new device
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -31,6 +30,7 @@ from tests.pwa.e2e.run import (  # noqa: E402 - after the path set-up for the na
     Pages,
     log,
     p12_write,
+    scenario_main,
     wait_text,
 )
 
@@ -41,6 +41,8 @@ THIRD = "W1ALI: are you still on this browser?"
 FOURTH = "W1ALI: new browser, new keys \u2013 still readable"
 TO_CAROL = "DL1BOB to G4CAR: does your client read the page's format?"
 FROM_CAROL = "G4CAR: read you 5 by 9, written from docs/mailbox.md"
+TO_BOTH_CAROLS = "DL1BOB to both of G4CAR's devices"
+FIFTH = "W1ALI: the station restarted, are you back?"
 
 STATE = """
 from signaling.models import MailboxMessage, OneTimePreKey, MailboxDevice
@@ -143,8 +145,6 @@ def interop(page, base: str) -> dict:
     """The page and a device of tests/pwa/mail_format.py (the format written again in Python
     from docs/mailbox.md): the page starts the session (X3DH with the Python device's bundle),
     the Python device reads it over /ws/mailbox, acks it and answers in the session."""
-    from websockets.sync.client import connect
-
     from tests.certificates import pki
     from tests.harness import http_json
     from tests.pwa.mail_format import MailFormatDevice
@@ -157,23 +157,44 @@ def interop(page, base: str) -> dict:
     assert status == 201, body
     carol.token, carol.device_id = body["token"], body["deviceId"]
     out: dict = {"sent": send(page, "G4CAR", TO_CAROL)}
-    with connect(base.replace("http", "ws", 1) + "/ws/mailbox", open_timeout=10) as ws:
-        ws.send(json.dumps({"type": "auth", "token": carol.token}))
-        frames = []
-        while not any(f.get("type") == "queue_empty" for f in frames):
-            frames.append(json.loads(ws.recv(timeout=30)))
-        [envelope] = [f for f in frames if f["type"] == "envelope"]
-        out["carolRead"] = carol.decrypt(envelope)
-        out["envelopeType"] = envelope["messageType"]
-        ws.send(json.dumps({"type": "ack", "id": envelope["id"]}))
-        reply = carol.encrypt("DL1BOB", envelope["sourceDevice"], FROM_CAROL)
-        out["replyStatus"], _ = http_json(
-            base + "/api/mailbox/messages/DL1BOB", method="PUT",
-            body={"messages": [reply], "timestamp": int(time.time() * 1000)},
-            headers={"Authorization": f"Bearer {carol.token}"})
+    [(kind, text, source_device)] = read_queue(base, carol)
+    out["carolRead"], out["envelopeType"] = text, kind
+    reply = carol.encrypt("DL1BOB", source_device, FROM_CAROL)
+    out["replyStatus"], _ = http_json(
+        base + "/api/mailbox/messages/DL1BOB", method="PUT",
+        body={"messages": [reply], "timestamp": int(time.time() * 1000)},
+        headers={"Authorization": f"Bearer {carol.token}"})
     wait_message(page, FROM_CAROL)
     out["pageSaw"] = mail_texts(page)[-2:]
     out["carolPrekeysLeft"] = len(carol.prekeys)
+
+    # G4CAR adds a device with the same identity key: the page's next message gets a 409
+    # (missing device 2), takes that device's bundle and sends to both.
+    second = MailFormatDevice(identity_priv=carol.identity_priv)
+    _, nonce = http_json(base + "/api/mailbox/devices/nonce", method="POST")
+    status, body = http_json(base + "/api/mailbox/devices", method="POST", body=second.registration(
+        licence.pem, licence.chain_pem, licence.sign, nonce))
+    assert status == 201 and body["deviceId"] == 2, body
+    second.token = body["token"]
+    out["sentToBoth"] = send(page, "G4CAR", TO_BOTH_CAROLS)
+    out["bothRead"] = {name: [kind, text] for name, device in (("first", carol),
+                                                                ("second", second))
+                       for kind, text, _ in read_queue(base, device)}
+    return out
+
+
+def read_queue(base: str, device) -> list[tuple[int, str, int]]:
+    """(message type, text, source device) of every envelope waiting for a
+    tests/pwa/mail_format.py device, each acked after it is decrypted."""
+    from websockets.sync.client import connect
+
+    out = []
+    with connect(base.replace("http", "ws", 1) + "/ws/mailbox", open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "auth", "token": device.token}))
+        while (frame := json.loads(ws.recv(timeout=30)))["type"] != "queue_empty":
+            if frame["type"] == "envelope":
+                out.append((frame["messageType"], device.decrypt(frame), frame["sourceDevice"]))
+                ws.send(json.dumps({"type": "ack", "id": frame["id"]}))
     return out
 
 
@@ -232,9 +253,7 @@ def run(artifacts: Path) -> dict:
                 results.update(two_operators(browser, secure, station, p12, pages, wait_for))
             finally:
                 browser.close()
-        results["pageErrors"] = pages.errors
-        results["axe"] = pages.axe
-        results["screenshots"] = pages.shots
+        results.update(pages.report())
         return results
     finally:
         station.stop()
@@ -330,12 +349,29 @@ def two_operators(browser, base: str, station, p12: dict[str, Path], pages: Page
         out["bobNewSaw"] = mail_texts(bob_new)
         out["bobNewTags"] = bob_new.eval_on_selector_all("#mail-messages .tag",
                                                          "ns => ns.map(n => n.textContent)")
+
+        # The station restarts: both pages lose their socket, reconnect with backoff, and the
+        # next message arrives over the new one.
+        station.stop()
+        for page in (alice, bob_new):
+            page.wait_for_function(
+                "() => document.documentElement.dataset.mailbox === 'disconnected'")
+        station.start(timeout=120)
+        started = time.monotonic()
+        for page in (alice, bob_new):
+            page.wait_for_function(
+                "() => document.documentElement.dataset.mailbox === 'connected'", timeout=90000)
+        out["reconnectSeconds"] = round(time.monotonic() - started, 2)
+        send(alice, "DL1BOB", FIFTH)
+        wait_message(bob_new, FIFTH)
+        out["bobNewAfterRestart"] = mail_texts(bob_new)
         wait_for(queue_empty, 60, "the station's queue is empty at the end")
         final = station_state(station)
         out["prekeysAtEnd"] = final["prekeys"]
         database = database_bytes(station)
-        out["anyPlaintextInDatabase"] = [text for text in (FIRST, REPLY, SECOND, THIRD, FOURTH)
-                                         if text.encode() in database]
+        out["anyPlaintextInDatabase"] = [
+            text for text in (FIRST, REPLY, SECOND, THIRD, FOURTH, FIFTH, TO_CAROL, FROM_CAROL,
+                              TO_BOTH_CAROLS) if text.encode() in database]
     finally:
         for context in contexts:
             context.close()
@@ -343,20 +379,7 @@ def two_operators(browser, base: str, station, p12: dict[str, Path], pages: Page
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, required=True)
-    args = parser.parse_args()
-    args.artifacts.mkdir(parents=True, exist_ok=True)
-    try:
-        results = run(args.artifacts)
-    except Exception as exc:
-        import traceback
-
-        sys.stderr.write(f"mail scenario failed: {type(exc).__name__}: {exc}\n")
-        traceback.print_exc()
-        return 1
-    print(json.dumps(results, default=str))
-    return 0
+    return scenario_main(__doc__.splitlines()[0], run, "mail scenario")
 
 
 if __name__ == "__main__":

@@ -185,6 +185,9 @@ class Pages:
         }""")
         self.axe[name] = [v for v in result if v["impact"] in ("serious", "critical")]
 
+    def report(self) -> dict:
+        return {"pageErrors": self.errors, "axe": self.axe, "screenshots": self.shots}
+
     def shoot(self, page, name: str) -> None:
         path = self.artifacts / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
@@ -260,9 +263,7 @@ def run(artifacts: Path) -> dict:
                                              wait_for, http_json, results))
             finally:
                 browser.close()
-        results["pageErrors"] = pages.errors
-        results["axe"] = pages.axe
-        results["screenshots"] = pages.shots
+        results.update(pages.report())
         return results
     finally:
         internet.down()
@@ -583,21 +584,27 @@ def talk(browser, base: str, pages: Pages) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scenario_main(description: str, scenario, what: str) -> int:
+    """A browser scenario's command line: `--artifacts DIR`, then `scenario(DIR)`; prints its
+    results as one JSON line (exit 0), or the failure on stderr (exit 1)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--artifacts", type=Path, required=True)
     args = parser.parse_args()
     args.artifacts.mkdir(parents=True, exist_ok=True)
     try:
-        results = run(args.artifacts)
+        results = scenario(args.artifacts)
     except Exception as exc:
         import traceback
 
-        sys.stderr.write(f"browser scenario failed: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"{what} failed: {type(exc).__name__}: {exc}\n")
         traceback.print_exc()
         return 1
     print(json.dumps(results, default=str))
     return 0
+
+
+def main() -> int:
+    return scenario_main(__doc__.splitlines()[0], run, "browser scenario")
 
 
 if __name__ == "__main__":
