@@ -209,7 +209,7 @@ function identityNoted(stores, callsign, identityKey, known) {
 
 /** Take `callsign`'s bundle (one device, or "*") and start a session with each device.
  * Resolves {made (sessions started), changed (the operator's identity key is not the one
- * noted before: a new registration, or someone else's key)}. */
+ * noted before: a new registration, or someone else's key), fingerprint (of the key now)}. */
 async function sessionsFromBundle(callsign, which) {
   const result = await mailApi("GET", `/api/mailbox/keys/${encodeURIComponent(callsign)}/${which}`);
   if (!result.ok) throw new Error(apiMessage(result.data, result.status, MAIL_ERRORS, "the bundle request"));
@@ -221,10 +221,12 @@ async function sessionsFromBundle(callsign, which) {
     made.push({ ...session, address: address(callsign, device.deviceId), callsign });
   }
   const known = await get("identities", callsign);
+  const identityKey = mc.fromBase64(result.data.identityKey);
+  const fingerprint = await mc.fingerprint(identityKey);
   return tx(["sessions", "identities"], "readwrite", (s) => {
     for (const session of made) s.sessions.put(session);
-    return { made: made.length,
-      changed: identityNoted(s, callsign, mc.fromBase64(result.data.identityKey), known) };
+    return { made: made.length, fingerprint,
+      changed: identityNoted(s, callsign, identityKey, known) };
   });
 }
 
@@ -250,7 +252,7 @@ async function send(event) {
     let identityChanged = false;
     const take = async (which) => {
       const taken = await sessionsFromBundle(to, which);
-      identityChanged ||= taken.changed;
+      if (taken.changed) identityChanged = taken.fingerprint;
       return taken.made;
     };
     for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt += 1) {
@@ -274,7 +276,7 @@ async function send(event) {
       if (result.ok) {
         // The sessions move on only now: a refused send leaves them as they were.
         const record = { id: `out:${crypto.randomUUID()}`, peer: to, mine: true, text, at: Date.now(),
-          devices: sealed.length, identityChanged };
+          devices: sealed.length, identityChanged: Boolean(identityChanged) };
         await tx(["sessions", "messages"], "readwrite", (s) => {
           for (const item of sealed) s.sessions.put(item.session);
           s.messages.put(record);
@@ -283,7 +285,7 @@ async function send(event) {
         showMessage(message, result.status === 202
           ? `Accepted for ${to}: their home station is not reachable now, the message waits for the route.`
           : `Sent to ${to} (${sealed.length} device${sealed.length === 1 ? "" : "s"}).${identityChanged
-            ? ` ${to}'s identity key changed (a new registration): compare its fingerprint with ${to}.` : ""}`,
+            ? ` ${to}'s identity key changed (a new registration?): its fingerprint is now ${identityChanged}; ask ${to} whether their Mail page shows the same.` : ""}`,
         "success");
         await render();
         return;

@@ -135,6 +135,8 @@ def test_a_new_browser_replaces_the_device_and_the_sender_follows_the_410(run):
     assert device_id == 1
     assert run["fourthSent"].startswith("Sent to DL1BOB (1 device).")
     assert "DL1BOB's identity key changed" in run["fourthSent"]
+    # with the new key's fingerprint, as the new browser's page shows it
+    assert f"its fingerprint is now {run['bobNewFingerprint']};" in run["fourthSent"]
     assert run["bobNewSaw"] == [FOURTH]
     assert run["prekeysAtEnd"]["DL1BOB"] == 49  # the new device's 50, one taken
 

@@ -340,6 +340,7 @@ def two_operators(browser, base: str, station, p12: dict[str, Path], pages: Page
         # device (its page is told) and W1ALI's session names a registration that is gone.
         _, bob_new = open_page()
         out["bobNewDevice"] = register(bob_new, base, p12["DL1BOB"])
+        out["bobNewFingerprint"] = bob_new.text_content("#device-fingerprint")
         bob.wait_for_function("() => document.documentElement.dataset.mailbox === 'stopped'",
                               timeout=30000)
         out["oldBobStatus"] = bob.text_content("#mail-status")
