@@ -123,6 +123,13 @@ def _web_processes(pid: int) -> list[psutil.Process]:
     return [p for p in _tree(pid) if "-m meshsite.web" in " ".join(p.cmdline())]
 
 
+def _until_web_processes(pid: int, count: int, timeout: float = 60) -> None:
+    """Wait (up to `timeout`) until the station runs `count` web processes; the caller checks."""
+    deadline = time.monotonic() + timeout
+    while len(_web_processes(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def test_dead_web_part_is_restarted():
     station = StationProcess(env={"MESHSITE_WEB_PROCESSES": "1"}).start(timeout=30)
     try:
@@ -154,9 +161,7 @@ def test_two_web_processes_share_the_socket_and_one_dying_is_reported_and_replac
     station = StationProcess(env={"MESHSITE_WEB_PROCESSES": "2"}).start(timeout=30)
     try:
         station.wait_ready(60)
-        wait_until = time.monotonic() + 60
-        while len(_web_processes(station.pid)) < 2 and time.monotonic() < wait_until:
-            time.sleep(0.2)
+        _until_web_processes(station.pid, 2)
         webs = _web_processes(station.pid)
         assert len(webs) == 2, [p.cmdline() for p in _tree(station.pid)]
         # Both serve: each answer names the pid that served it.
@@ -192,9 +197,7 @@ def test_sigterm_stops_every_process_within_10s():
     station = StationProcess(port=free_port(), env={"MESHSITE_WEB_PROCESSES": "2"}).start(
         timeout=60)
     station.wait_ready(60)
-    deadline = time.monotonic() + 60
-    while len(_web_processes(station.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _until_web_processes(station.pid, 2)
     # Every PID the station started, by parent PID: the parts are session leaders of their own.
     tree = process_tree(station.pid)
     commands = [" ".join(p.cmdline()) for p in tree]

@@ -173,12 +173,11 @@ class Command(BaseCommand):
         python = sys.executable
         daphne_args = ["--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
                        "meshsite.asgi:application"]
-        if tls or listener is None:
+        if tls or listener is None:  # with TLS, `handle` opened no listener
             from meshsite.tls import daphne_ssl_endpoint
 
             # Twisted serves TLS only on a socket it binds itself: one web process.
-            listen = (["-e", daphne_ssl_endpoint(host=host, port=port, cert=tls[0], key=tls[1])]
-                      if tls else ["-b", host, "-p", str(port)])
+            listen = ["-e", daphne_ssl_endpoint(host=host, port=port, cert=tls[0], key=tls[1])]
             commands = [([python, "-m", "daphne", *listen, *daphne_args], ())]
         else:
             fd = listener.fileno()
