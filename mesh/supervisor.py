@@ -50,6 +50,7 @@ class ChildSpec:
     ready_timeout: float = 60.0
     description: str = ""
     others_wait: bool = False  # the parts after this one start only once it is ready
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (a shared listening socket)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Supervisor:
         child.process = subprocess.Popen(
             child.spec.argv, env=child.spec.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            pass_fds=child.spec.pass_fds,
         )
         self._tell_reaper(str(child.process.pid))
         threading.Thread(target=self._pump, args=(child, child.process.stdout),

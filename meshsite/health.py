@@ -88,9 +88,29 @@ def check_redis() -> CheckResult:
     return True, "pong"
 
 
+def supervised_web_parts() -> dict[str, dict[str, Any]]:
+    """What the supervisor last saw of each web process (`web`, `web-2`, ...)."""
+    with contextlib.suppress(Exception):
+        raw = get_redis().hgetall(PARTS_KEY)
+        parts = {name.decode(): json.loads(value) for name, value in raw.items()}
+        return {name: part for name, part in parts.items()
+                if name == "web" or name.startswith("web-")}
+    return {}
+
+
 def check_web() -> CheckResult:
-    """The web server runs this very check: if it is read, daphne answered."""
-    return True, f"daphne (pid {os.getpid()}) answering"
+    """The web server runs this very check: if it is read, daphne answered. With several web
+    processes on the station's socket (`MESHSITE_WEB_PROCESSES`), one the supervisor saw die
+    fails the check until it runs again: the others still answer, with less to spare."""
+    parts = supervised_web_parts()
+    down = [f"{name} (pid {part['pid']}) {part['detail']}" for name, part in sorted(parts.items())
+            if part["state"] != "running"]
+    if down:
+        return False, "web process down: " + "; ".join(down)
+    detail = f"daphne (pid {os.getpid()}) answering"
+    if len(parts) > 1:
+        detail += f", {len(parts)} web processes running"
+    return True, detail
 
 
 def check_worker() -> CheckResult:

@@ -32,7 +32,7 @@ CONTENT_SECURITY_POLICY = (
 
 NAV = [("home", "/", "Home"), ("stations", "/stations", "Stations"),
        ("content", "/content", "Content"), ("talk", "/talk", "Talk"),
-       ("get", "/get/", "Get your own station")]
+       ("mail", "/mail", "Mail"), ("get", "/get/", "Get your own station")]
 
 PRIORITY_NAMES = {1: "Essential", 2: "Popular", 3: "Standard", 4: "Personal"}
 
@@ -116,6 +116,16 @@ def content_page(request: HttpRequest) -> HttpResponse:
 @pwa_page
 def talk_page(request: HttpRequest) -> HttpResponse:
     return render(request, "pwa/talk.html", _context(request, "talk"))
+
+
+@pwa_page
+def mail_page(request: HttpRequest) -> HttpResponse:
+    """Mail: the mailbox's end-to-end encrypted messages, all cryptography in the browser
+    (static/pwa/mail.js); the station only sees the API calls of docs/mailbox.md."""
+    # Where the page is a secure context without HTTPS: this port on the station's own computer.
+    _, _, port = request.get_host().rpartition(":")
+    local = f"http://localhost{':' + port if port.isdigit() else ''}/mail"
+    return render(request, "pwa/mail.html", _context(request, "mail", local_url=local))
 
 
 PLATFORM_NAMES = {"linux_x86_64": "Linux x86_64", "linux_aarch64": "Linux aarch64 (Raspberry Pi)",

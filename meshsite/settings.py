@@ -39,6 +39,9 @@ except OSError as exc:
 
 MESHSITE_PORT = env_int("MESHSITE_PORT", 8080, minimum=1, maximum=65535)
 MESHSITE_HOST = env_str("MESHSITE_HOST", "0.0.0.0")  # noqa: S104 - a station serves its LAN
+# daphne processes accepting on the station's one listening socket (`runstation`): a flood that
+# saturates one leaves the others answering. With TLS the station runs one (meshsite/web.py).
+MESHSITE_WEB_PROCESSES = env_int("MESHSITE_WEB_PROCESSES", 2, minimum=1, maximum=16)
 MESHSITE_LOG_LEVEL = env_choice("MESHSITE_LOG_LEVEL", "info",
                                 ["debug", "info", "warning", "error", "critical"])
 MESHSITE_MDNS = env_bool("MESHSITE_MDNS", True)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("stations", pages.stations_page, name="pwa-stations"),
     path("content", pages.content_page, name="pwa-content"),
     path("talk", pages.talk_page, name="pwa-talk"),
+    path("mail", pages.mail_page, name="pwa-mail"),
     path("get/", pages.get_page, name="get-station"),
     path("signin", pages.signin_page, name="pwa-signin"),
     path("signout", pages.signout_page, name="pwa-signout"),

@@ -94,6 +94,9 @@ def station_env(data_dir: Path | str, **overrides: str) -> dict[str, str]:
         "MESHSITE_MDNS": "off",
         "MESHSITE_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
+        # One web process per test station (a station's default is 2): tests start up to five
+        # stations on a 2-core machine. tests/meshsite/test_runstation.py runs two.
+        "MESHSITE_WEB_PROCESSES": "1",
     })
     database_url = station_database_url(data_dir)
     if database_url:

@@ -226,7 +226,7 @@ class Bench:
     def web_pid(self) -> int:
         for child in psutil.Process(self.station.pid).children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess):
-                if "daphne" in child.cmdline():
+                if {"daphne", "meshsite.web"} & set(child.cmdline()):
                     return child.pid
         raise RuntimeError("no daphne process under runstation")
 

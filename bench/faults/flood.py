@@ -1,9 +1,10 @@
 """Connection and message floods: `python -m bench.faults flood [options]`.
 
-A real station (Redis and one daphne, every limit at its default) is flooded from one loopback
-address and from many (client sockets bound to 127.0.x.y: the station keys its connection
-limit on the peer address, `MESHSITE_SIGNALING_CONNECT_RATE` per address per minute, counted in
-Redis), each phase bounded in count and time:
+A real station (Redis and `--web-processes` daphnes on one socket, as `runstation` runs them,
+every limit at its default) is flooded from one loopback address and from many (client sockets
+bound to 127.0.x.y: the station keys its connection limit on the peer address,
+`MESHSITE_SIGNALING_CONNECT_RATE` per address per minute, counted in Redis), each phase bounded
+in count and time:
 
 1. connections from one address, held open: at most the limit accepted per minute, every
    other one answered `too_many_connections` / "Too many connection attempts" and closed 1008;
@@ -472,6 +473,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="frames written at once by each message flooder (2000)")
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="length of the many-clients message flood and the queue flood (5)")
+    parser.add_argument("--web-processes", type=int, default=2,
+                        help="daphne processes accepting on one socket, as runstation's "
+                             "MESHSITE_WEB_PROCESSES (2, its default)")
     parser.add_argument("--rss-limit", type=float, default=400.0,
                         help="target: peak daphne RSS in MB (400)")
     return parser.parse_args(argv)
@@ -488,8 +492,9 @@ def _connected(port: int) -> int | None:
 def run(args: argparse.Namespace) -> Flood:
     raise_fd_limit()
     report = Flood()
-    station = Station(1, extra_env={"MESHSITE_LOG_LEVEL": "warning",
-                                    "MESHSITE_SIGNALING_CONNECT_RATE": str(CONNECT_RATE)})
+    station = Station(args.web_processes, shared_socket=True,
+                      extra_env={"MESHSITE_LOG_LEVEL": "warning",
+                                 "MESHSITE_SIGNALING_CONNECT_RATE": str(CONNECT_RATE)})
     try:
         station.start()
         port = station.ports[0]

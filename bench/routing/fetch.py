@@ -151,7 +151,7 @@ def relay_processes(stations: list[StationProcess]) -> dict[str, int]:
     for index, station in enumerate(stations[1:4], start=1):
         for proc in process_tree(station.pid):
             command = " ".join(proc.cmdline())
-            for part, pattern in (("daphne", " -m daphne "), ("meshd", " -m meshsite meshd")):
+            for part, pattern in (("daphne", " -m meshsite.web "), ("meshd", " -m meshsite meshd")):
                 if pattern in command:
                     found[f"{CALLS[index]} {part}"] = proc.pid
     missing = [f"{CALLS[i]} {part}" for i in (1, 2, 3) for part in ("daphne", "meshd")

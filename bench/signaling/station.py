@@ -62,7 +62,8 @@ RUNSTATION_DAPHNE_ARGS = [
 class Station:
     """Redis + migrated SQLite data dir + `processes` daphne processes sharing that Redis."""
 
-    def __init__(self, processes: int = 1, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, processes: int = 1, extra_env: dict[str, str] | None = None, *,
+                 shared_socket: bool = False) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="msbench-"))
         self.redis = EmbeddedRedis(self.data_dir, socket_path_for(self.data_dir))
         self.env = {key: value for key, value in os.environ.items()
@@ -74,6 +75,10 @@ class Station:
                          "DJANGO_SETTINGS_MODULE": "meshsite.settings"})
         self.env.update(extra_env or {})
         self.count = processes
+        # shared_socket: every daphne accepts on one listening socket (as `runstation` runs
+        # MESHSITE_WEB_PROCESSES of them); otherwise each has a port of its own.
+        self.shared_socket = shared_socket
+        self._listener: socket.socket | None = None
         self.ports: list[int] = []
         self.procs: list[subprocess.Popen] = []
         self._peak_rss = 0
@@ -84,14 +89,26 @@ class Station:
         self.redis.start()
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
                        cwd=REPO, env=self.env, check=True, timeout=300)
-        for _ in range(self.count):
-            port = free_port()
-            log = open(self.data_dir / f"daphne-{port}.log", "ab")  # noqa: SIM115
+        if self.shared_socket:
+            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind(("127.0.0.1", 0))
+            self._listener.listen(1024)
+        for n in range(self.count):
+            if self._listener is not None:
+                port = self._listener.getsockname()[1]
+                fd = self._listener.fileno()
+                listen, pass_fds = ["-m", "meshsite.web", "--listen-fd", str(fd)], (fd,)
+                name = f"daphne-{port}-{n}.log"
+            else:
+                port = free_port()
+                listen, pass_fds = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)], ()
+                name = f"daphne-{port}.log"
+            log = open(self.data_dir / name, "ab")  # noqa: SIM115
             proc = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                 *RUNSTATION_DAPHNE_ARGS, "meshsite.asgi:application"],
+                [sys.executable, *listen, *RUNSTATION_DAPHNE_ARGS, "meshsite.asgi:application"],
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, pass_fds=pass_fds)
             log.close()
             self.ports.append(port)
             self.procs.append(proc)
@@ -112,8 +129,9 @@ class Station:
         raise RuntimeError(f"daphne on {port} did not answer in {timeout}s")
 
     def log(self, port: int) -> str:
-        path = self.data_dir / f"daphne-{port}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        paths = sorted(self.data_dir.glob(f"daphne-{port}.log")) + \
+            sorted(self.data_dir.glob(f"daphne-{port}-*.log"))
+        return "".join(path.read_text(errors="replace") for path in paths)
 
     # --- memory and CPU --------------------------------------------------------------------
 
@@ -183,6 +201,9 @@ class Station:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         self.redis.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 

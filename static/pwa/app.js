@@ -131,6 +131,10 @@ function applySnapshot(snap) {
   document.documentElement.dataset.state = snap.state;
 }
 
+/** How long to wait before reconnect number `attempt` (from 0): exponential backoff with full
+ * jitter, 0.5 s doubling to 30 s. */
+export const reconnectDelay = (attempt) => Math.random() * Math.min(30000, 500 * 2 ** attempt);
+
 function connectLive() {
   const banner = $("#connection");
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -179,7 +183,7 @@ function connectLive() {
   };
   const schedule = () => {
     clearTimeout(timer);
-    const delay = Math.random() * Math.min(30000, 500 * 2 ** attempt);  // full jitter
+    const delay = reconnectDelay(attempt);
     attempt += 1;
     timer = setTimeout(open, delay);
   };

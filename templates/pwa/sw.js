@@ -13,6 +13,8 @@ const SHELL = [
   "{% static 'pwa/content.js' %}",
   "{% static 'pwa/talk.js' %}",
   "{% static 'pwa/get.js' %}",
+  "{% static 'pwa/mail.js' %}",
+  "{% static 'pwa/mail-crypto.js' %}",
   "{% static 'signaling/meshsite-signal.js' %}",
   "{% static 'pwa/icons/icon.svg' %}",
   "/manifest.webmanifest",

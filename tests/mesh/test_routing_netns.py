@@ -132,15 +132,22 @@ def test_two_partitions_joined_by_one_link_open_everything(topology):
     net.add_peer(1, 2)
     started = time.monotonic()
 
-    def everyone_opens_everything() -> list[str]:
-        missing = []
+    missing: list[str] = []
+
+    def everyone_opens_everything() -> bool:
+        missing[:] = []
         for i in range(4):
             for origin, (body, _) in pages.items():
                 answer = net.get(i, f"/c/{calls[origin]}/bulletin.txt", timeout=60)
                 if answer.status != 200 or answer.body != body:
                     missing.append(f"{calls[i]} <- {calls[origin]}: {answer.status}")
-        return missing
+        return not missing
 
-    wait_for(lambda: not everyone_opens_everything(), 120, "every station opens everything")
+    try:
+        wait_for(everyone_opens_everything, 120, "every station opens everything")
+    except AssertionError as exc:
+        joined = {calls[i]: net.get(i, "/api/peers").body[:3000] for i in (1, 2)}
+        raise AssertionError(f"{exc}; still missing: {missing}; peers of the two stations "
+                             f"joined: {joined}") from exc
     print(f"\ntwo partitions joined by one link: every station opened both bulletins "
           f"{time.monotonic() - started:.1f}s after the link was added")

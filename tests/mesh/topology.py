@@ -310,13 +310,15 @@ class Topology:
 
     # --- the end ------------------------------------------------------------------------------
 
-    def print_logs(self, lines: int = 80) -> None:
-        """The last `lines` lines of each station's log (its access log left out) and of the cable
-        process's, on stdout."""
+    def print_logs(self, lines: int = 150) -> None:
+        """The last `lines` lines of each station's log (its access log and request warnings
+        left out) and of the cable process's, on stdout."""
         for i, station in enumerate(self.stations):
-            # Without the access log: a station pinged every second fills its tail with it.
+            # Without the access log (a station pinged every second fills its tail with it) and
+            # django.request's 404/504 warnings (a test polling a page fills it with those).
             tail = [line for line in station.output().splitlines()
-                    if "logger=meshsite.access" not in line][-lines:]
+                    if "logger=meshsite.access" not in line
+                    and "logger=django.request" not in line][-lines:]
             print(f"\n----- station {i} {self.callsigns[i]} ({station.ns}): "
                   f"last {len(tail)} log lines -----", *tail, sep="\n")
         wire = self.root / "wire.log"

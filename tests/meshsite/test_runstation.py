@@ -119,12 +119,22 @@ def test_version_flag_prints_release_and_build(tmp_path):
     assert re.fullmatch(r"\d+\.\d+\.\d+\+\S+", result.stdout.strip())
 
 
+def _web_processes(pid: int) -> list[psutil.Process]:
+    return [p for p in _tree(pid) if "-m meshsite.web" in " ".join(p.cmdline())]
+
+
+def _until_web_processes(pid: int, count: int, timeout: float = 60) -> None:
+    """Wait (up to `timeout`) until the station runs `count` web processes; the caller checks."""
+    deadline = time.monotonic() + timeout
+    while len(_web_processes(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def test_dead_web_part_is_restarted():
-    station = StationProcess().start(timeout=30)
+    station = StationProcess(env={"MESHSITE_WEB_PROCESSES": "1"}).start(timeout=30)
     try:
         station.wait_ready(60)
-        daphne = next(p for p in _tree(station.pid) if "daphne" in " ".join(p.cmdline()))
-        daphne.kill()
+        _web_processes(station.pid)[0].kill()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and "restarted web" not in station.output():
             time.sleep(0.2)
@@ -144,23 +154,64 @@ def test_dead_web_part_is_restarted():
         station.stop()
 
 
+def test_two_web_processes_share_the_socket_and_one_dying_is_reported_and_replaced():
+    """The default: two daphnes accept on the socket runstation opened. One killed, the other
+    answers at once (the socket never stops listening) and /healthz names the dead one until
+    the supervisor has replaced it."""
+    station = StationProcess(env={"MESHSITE_WEB_PROCESSES": "2"}).start(timeout=30)
+    try:
+        station.wait_ready(60)
+        _until_web_processes(station.pid, 2)
+        webs = _web_processes(station.pid)
+        assert len(webs) == 2, [p.cmdline() for p in _tree(station.pid)]
+        # Both serve: each answer names the pid that served it.
+        seen: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and time.monotonic() < deadline:
+            status, body = station.get("/healthz")
+            seen.add(re.search(r"pid (\d+)", body["checks"]["web"]["detail"]).group(1))
+        assert seen == {str(p.pid) for p in webs}
+        victim = webs[1]
+        victim.kill()
+        victim.wait(10)
+        reported = False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not reported:
+            status, body = station.get("/healthz")  # never refused: the other one accepts
+            reported = status == 503 and "web process down" in body["checks"]["web"]["detail"]
+        assert reported, body
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, body = station.get("/healthz")
+            if body["checks"]["web"]["ok"] and len(_web_processes(station.pid)) == 2:
+                break
+            time.sleep(0.3)
+        assert body["checks"]["web"]["ok"], body
+        assert victim.pid not in {p.pid for p in _web_processes(station.pid)}
+        assert "restarted web" in station.output()
+    finally:
+        station.stop()
+
+
 def test_sigterm_stops_every_process_within_10s():
-    station = StationProcess(port=free_port()).start(timeout=60)
+    station = StationProcess(port=free_port(), env={"MESHSITE_WEB_PROCESSES": "2"}).start(
+        timeout=60)
     station.wait_ready(60)
+    _until_web_processes(station.pid, 2)
     # Every PID the station started, by parent PID: the parts are session leaders of their own.
     tree = process_tree(station.pid)
     commands = [" ".join(p.cmdline()) for p in tree]
-    parts = {"-m mesh.reaper": 0, "redis-server": 0, "-m daphne": 0, "-m celery": 0,
+    parts = {"-m mesh.reaper": 0, "redis-server": 0, "-m meshsite.web": 0, "-m celery": 0,
              "-m meshsite meshd": 0}
     for command in commands[1:]:
         matches = [part for part in parts if part in command]
         assert len(matches) == 1, f"not a part of the station: {command}"
         parts[matches[0]] += 1
-    # One of each, and the worker's embedded beat (a grandchild); Redis may have forked for a
-    # background save, and that child must go too.
+    # One of each but the two web processes, and the worker's embedded beat (a grandchild);
+    # Redis may have forked for a background save, and that child must go too.
     assert parts["redis-server"] >= 1
     assert {**parts, "redis-server": 1} == {"-m mesh.reaper": 1, "redis-server": 1,
-                                            "-m daphne": 1, "-m celery": 2,
+                                            "-m meshsite.web": 2, "-m celery": 2,
                                             "-m meshsite meshd": 1}, commands
     started = time.monotonic()
     code = station.stop(timeout=15)

@@ -115,7 +115,7 @@ def test_supervisor_stopped_with_requests_in_flight_leaves_nothing_after_10s(tmp
             wait_for(lambda: load.answered >= 20, 30, "requests answered under load")
             tree = process_tree(station.pid)
             names = " ".join(" ".join(p.cmdline()) for p in tree)
-            for part in ("mesh.reaper", "redis", "daphne", "celery", "meshd"):
+            for part in ("mesh.reaper", "redis", "meshsite.web", "celery", "meshd"):
                 assert part in names, describe(tree)
             os.kill(station.pid, how)
             started = time.monotonic()

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from meshsite.asgi import application
 
-PAGES = ["/", "/claim", "/stations", "/content", "/talk", "/signin", "/get/"]
+PAGES = ["/", "/claim", "/stations", "/content", "/talk", "/mail", "/signin", "/get/"]
 pytestmark = pytest.mark.django_db
 
 
@@ -69,6 +69,22 @@ def test_get_page_has_the_installer_its_hash_and_the_license_fields(client):
     assert "no release yet" in html  # none published here
     assert "--index http://testserver --callsign CALL --token TOKEN" in html
     assert 'href="/get/"' in client.get("/").content.decode()  # linked from home and the nav
+
+
+def test_mail_page_has_the_license_fields_the_composer_and_the_insecure_notice(client):
+    html = client.get("/mail", HTTP_HOST="10.0.0.5:8080").content.decode()
+    for label in ("Certificate file", "Private key file", "Password", "To (callsign)",
+                  "Message"):
+        assert f">{label}</label>" in html
+    assert "Register this device</button>" in html and ">Send</button>" in html
+    # shown by the module where there is no WebCrypto, with the way to a secure context
+    assert '<section class="card warn" id="mail-insecure"' in html
+    assert "MESHSITE_TLS_CERT" in html and "http://localhost:8080/mail" in html
+    assert '<div id="mail-app" hidden>' in html  # the module shows it in a secure context
+    assert 'src="/static/pwa/mail.js"' in html
+    assert 'href="/mail"' in client.get("/").content.decode()  # in the nav
+    shell = client.get("/sw.js").content.decode()
+    assert "/static/pwa/mail.js" in shell and "/static/pwa/mail-crypto.js" in shell
 
 
 def test_owner_forms_are_not_offered_anonymously(client):

@@ -64,6 +64,9 @@ class Command(BaseCommand):
                             help="The radio's KISS TNC: tcp://HOST:PORT or "
                                  "serial:///dev/DEVICE?baud=N (default: MESHSITE_RF_KISS; "
                                  "none: no radio). See docs/radio.md.")
+        parser.add_argument("--web-processes", type=int, default=None, metavar="N",
+                            help="daphne processes sharing the station's socket (default: "
+                                 "MESHSITE_WEB_PROCESSES or 2; 1 with TLS).")
         parser.add_argument("--verbose", action="store_true", help="Log at debug level.")
         parser.add_argument("--answer-timeout", type=float, default=30.0, metavar="SECONDS",
                             help="How long, once started, to wait for every part to answer "
@@ -90,17 +93,28 @@ class Command(BaseCommand):
         handle.flush()
         return handle
 
-    def _check_port(self, host: str, port: int) -> None:
+    def _listen(self, host: str, port: int) -> socket.socket:
+        """The station's listening socket, opened here once and shared by every web process
+        (a port in use is said at once, and a restarted web process finds it still open)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"fails: {exc}"
-                raise CommandError(
-                    f"port {port} on {host} {reason}. Choose another with --port or MESHSITE_PORT."
-                ) from exc
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host == "::":
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # and IPv4
+        try:
+            listener.bind((host, port))
+            listener.listen(1024)
+        except OSError as exc:
+            listener.close()
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"fails: {exc}"
+            raise CommandError(
+                f"port {port} on {host} {reason}. Choose another with --port or MESHSITE_PORT."
+            ) from exc
+        return listener
+
+    def _check_port(self, host: str, port: int) -> None:
+        """With TLS daphne binds the port itself: only check that it is free."""
+        self._listen(host, port).close()
 
     # -- children ---------------------------------------------------------------------------
 
@@ -122,7 +136,8 @@ class Command(BaseCommand):
             env["MESHSITE_MDNS_INTERFACES"] = ",".join(options["interface"])
         return env
 
-    def _specs(self, host: str, port: int, env: dict[str, str]) -> list[ChildSpec]:
+    def _specs(self, host: str, port: int, env: dict[str, str], listener: socket.socket | None,
+               web_processes: int) -> list[ChildSpec]:
         specs: list[ChildSpec] = []
         if settings.REDIS_EMBEDDED:
             binary = redis_binary()
@@ -156,20 +171,28 @@ class Command(BaseCommand):
                 return False
 
         python = sys.executable
-        if tls:
+        daphne_args = ["--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
+                       "meshsite.asgi:application"]
+        if tls or listener is None:  # with TLS, `handle` opened no listener
             from meshsite.tls import daphne_ssl_endpoint
 
+            # Twisted serves TLS only on a socket it binds itself: one web process.
             listen = ["-e", daphne_ssl_endpoint(host=host, port=port, cert=tls[0], key=tls[1])]
+            commands = [([python, "-m", "daphne", *listen, *daphne_args], ())]
         else:
-            listen = ["-b", host, "-p", str(port)]
-        specs.append(ChildSpec(
-            "web", [python, "-m", "daphne", *listen,
-                    "--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
-                    "meshsite.asgi:application"],
-            env, web_ready, 60, f"daphne on {_bracket(host)}:{port}",
-            # First and alone: on a small busy host, booting the worker and meshd beside it
-            # would delay the first answer of /api/status.
-            others_wait=True))
+            fd = listener.fileno()
+            commands = [([python, "-m", "meshsite.web", "--listen-fd", str(fd), *daphne_args],
+                         (fd,))] * web_processes
+        for n, (argv, fds) in enumerate(commands, start=1):
+            first = n == 1
+            specs.append(ChildSpec(
+                "web" if first else f"web-{n}", argv, env, web_ready if first else None, 60,
+                f"daphne{f' {n} of {len(commands)}' if len(commands) > 1 else ''} on "
+                f"{_bracket(host)}:{port}",
+                # The first alone: on a small busy host, booting the worker and meshd (and the
+                # other web processes) beside it would delay the first answer of /api/status.
+                # The others accept on the same socket once they are up.
+                others_wait=first, pass_fds=fds))
         specs.append(ChildSpec(
             "worker", [python, "-m", "celery", "-q", "-A", "meshsite", "worker", "-B",
                        "--pool", "threads", "--concurrency", "4",
@@ -225,8 +248,13 @@ class Command(BaseCommand):
         data_dir: Path = settings.DATA_DIR
         out = self.stdout
 
+        web_processes = options["web_processes"] or settings.MESHSITE_WEB_PROCESSES
+        if not 1 <= web_processes <= 16:
+            raise CommandError(f"--web-processes {web_processes} is out of range: use 1 to 16.")
         lock = self._lock(data_dir)
-        self._check_port(host, port)
+        listener = None if _tls_files() else self._listen(host, port)
+        if listener is None:
+            self._check_port(host, port)
         out.write(f"Meshsite {full_version()} starting; data dir {data_dir}")
 
         call_command("migrate", interactive=False, verbosity=0)
@@ -236,7 +264,7 @@ class Command(BaseCommand):
         connections.close_all()
 
         env = self._child_env(host, port, options)
-        supervisor = Supervisor(self._specs(host, port, env),
+        supervisor = Supervisor(self._specs(host, port, env, listener, web_processes),
                                 emit=lambda line: out.write(f"station: {line}"),
                                 on_state=PartsRecorder())
 
@@ -258,6 +286,8 @@ class Command(BaseCommand):
         finally:
             out.write(f"station: stopping ({supervisor.stop_reason or 'failure'})")
             supervisor.stop()
+            if listener is not None:
+                listener.close()
             lock.close()
         if failure:
             raise CommandError(f"station stopped: {failure}")

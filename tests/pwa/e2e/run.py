@@ -49,25 +49,28 @@ def log(text: str) -> None:
 
 # --- certificates as TQSL exports them ----------------------------------------------------
 
+def p12_write(folder: Path, name: str, identity) -> Path:
+    """`identity` (a tests.certificates.pki.Identity) as `name`.p12 with P12_PASSWORD, key and
+    certificates under 3DES as TQSL's current exports."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+
+    encryption = (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+                  .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+                  .hmac_hash(hashes.SHA1())  # noqa: S303 - what TQSL's files use
+                  .build(P12_PASSWORD.encode()))
+    data = pkcs12.serialize_key_and_certificates(name.encode(), identity.key, identity.cert,
+                                                 identity.chain, encryption)
+    path = folder / f"{name}.p12"
+    path.write_bytes(data)
+    return path
+
+
 def p12_files(folder: Path) -> dict[str, Path]:
     """The operator's .p12 (LoTW-shaped chain, certificates under RC2-40 and the key under
     3DES, like TQSL's legacy export) and one (3DES) whose chain ends at a root the station does
     not trust."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
-
     from tests.certificates import pki
-
-    def write(name: str, identity: pki.Identity) -> Path:
-        encryption = (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
-                      .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
-                      .hmac_hash(hashes.SHA1())  # noqa: S303 - what TQSL's files use
-                      .build(P12_PASSWORD.encode()))
-        data = pkcs12.serialize_key_and_certificates(name.encode(), identity.key, identity.cert,
-                                                     identity.chain, encryption)
-        path = folder / f"{name}.p12"
-        path.write_bytes(data)
-        return path
 
     rogue_key = pki.rsa_key("rogue-root")
     rogue = pki.Identity(pki.make_cert(subject=pki.name("Rogue Licensing Root"), key=rogue_key,
@@ -91,7 +94,8 @@ def p12_files(folder: Path) -> dict[str, Path]:
         return path
 
     return {"good": write_legacy("W1AW", pki.lotw_user("W1AW")),
-            "untrusted": write("W1AW-untrusted", pki.Identity(forged, user_key, [rogue.cert]))}
+            "untrusted": p12_write(folder, "W1AW-untrusted",
+                                   pki.Identity(forged, user_key, [rogue.cert]))}
 
 
 # --- stations -----------------------------------------------------------------------------
@@ -181,6 +185,9 @@ class Pages:
         }""")
         self.axe[name] = [v for v in result if v["impact"] in ("serious", "critical")]
 
+    def report(self) -> dict:
+        return {"pageErrors": self.errors, "axe": self.axe, "screenshots": self.shots}
+
     def shoot(self, page, name: str) -> None:
         path = self.artifacts / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
@@ -256,9 +263,7 @@ def run(artifacts: Path) -> dict:
                                              wait_for, http_json, results))
             finally:
                 browser.close()
-        results["pageErrors"] = pages.errors
-        results["axe"] = pages.axe
-        results["screenshots"] = pages.shots
+        results.update(pages.report())
         return results
     finally:
         internet.down()
@@ -579,21 +584,27 @@ def talk(browser, base: str, pages: Pages) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scenario_main(description: str, scenario, what: str) -> int:
+    """A browser scenario's command line: `--artifacts DIR`, then `scenario(DIR)`; prints its
+    results as one JSON line (exit 0), or the failure on stderr (exit 1)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--artifacts", type=Path, required=True)
     args = parser.parse_args()
     args.artifacts.mkdir(parents=True, exist_ok=True)
     try:
-        results = run(args.artifacts)
+        results = scenario(args.artifacts)
     except Exception as exc:
         import traceback
 
-        sys.stderr.write(f"browser scenario failed: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"{what} failed: {type(exc).__name__}: {exc}\n")
         traceback.print_exc()
         return 1
     print(json.dumps(results, default=str))
     return 0
+
+
+def main() -> int:
+    return scenario_main(__doc__.splitlines()[0], run, "browser scenario")
 
 
 if __name__ == "__main__":
