@@ -178,7 +178,12 @@ class Radio:
 
     async def digest_loop(self) -> None:
         while True:
-            self.digest = await _db(registry.presence_digest)()
+            digest = await _db(registry.presence_digest)()
+            if self.digest and digest != self.digest:
+                # Our catalog changed (published here, or learnt): our neighbours lack it, so
+                # sync now rather than when their next beacon shows the difference.
+                self.neighbours.catalog_changed()
+            self.digest = digest
             await asyncio.sleep(DIGEST_EVERY)
 
     async def run(self) -> None:

@@ -82,7 +82,7 @@ class RfLink:
                  identity: Callable[[], ax25.Address | None], bitrate: int, share: float,
                  id_interval: float, beacon_body: Callable[[], bytes],
                  on_message: Callback | None = None, on_beacon: Callback | None = None,
-                 txdelay: float = ax25.DEFAULT_TXDELAY, nack_gap: float = 15.0,
+                 txdelay: float = ax25.DEFAULT_TXDELAY, nack_gap: float = 10.0,
                  reassembly_timeout: float = 600.0, clock: Callable[[], float] = time.monotonic,
                  bucket_window: float = 60.0, ready: Callable[[], bool] = lambda: True,
                  id_holdoff: float = 60.0) -> None:
@@ -235,11 +235,22 @@ class RfLink:
 
     # -- receiving -------------------------------------------------------------------------
 
+    def _channel_heard(self, frame_bytes: int) -> None:
+        """Another station's frame was on the air: what we handed the TNC and believed gone
+        waited meanwhile (carrier sense), so it leaves that much later. Without this the
+        station keeps handing frames over while others talk, the TNC sends them all in one
+        long keying when the channel frees, and a collision then takes the whole lot."""
+        heard = self.ledger.cost(frame_bytes, keyed=True)
+        now = self.clock()
+        if self.busy_until > now - heard:
+            self.busy_until += heard
+
     async def on_frame(self, raw: bytes) -> None:
         try:
             frame = ax25.Frame.decode(raw)
         except ax25.Ax25Error:
             return
+        self._channel_heard(len(raw))
         me = self.identity()
         if me is not None and (frame.source.callsign, frame.source.ssid) == (me.callsign,
                                                                              me.ssid):
@@ -276,8 +287,14 @@ class RfLink:
         queue = self.urgent if priority else self.background
         destination = ax25.Address(requester.callsign, requester.ssid)
         queued = {item.info for item in queue}  # asked twice before the first repeat went
-        queue.extend(_Outgoing(destination, info, KIND_REPEAT, charged=not priority)
-                     for info in infos if info not in queued)
+        items = [_Outgoing(destination, info, KIND_REPEAT, charged=not priority)
+                 for info in infos if info not in queued]
+        if priority:
+            queue.extend(items)  # behind an ID waiting at the head of the urgent queue
+        else:
+            # Ahead of other background traffic: a message the receiver holds most of is
+            # finished before new ones start (they would only compete with it for the air).
+            queue.extendleft(reversed(items))
         self.wake.set()
 
     async def nack_loop(self) -> None:

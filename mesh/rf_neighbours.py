@@ -9,7 +9,8 @@ for asks it, addressed to its AX.25 address:
     RF_CREDENTIAL_REQUEST {"fingerprint": F, "station": S}      (kind `credential`)
 
 and the station answers, to `MESH` so every station that lacks it learns it from one
-transmission, at most once every `ANSWER_EVERY` seconds whoever asks:
+transmission, at most once every `ANSWER_EVERY` seconds to the same asking station (and not
+again within `ANSWER_SPACING` of the last answer, which answers every asker):
 
     RF_CREDENTIAL {"credential": {...}}                          (kind `credential`)
 
@@ -18,8 +19,11 @@ The credential is verified exactly as a LAN link's handshake verifies one
 envelope's signature by the key it delegates, and the sender's AX.25 callsign must be the
 credential's. Then it is kept by station id and fingerprint in the data dir
 (`rf-credentials.json`), so a restart does not ask again; on later use it is verified again
-(cheap, local), so a root or blacklist change applies. Asking again for the same station waits
-`ASK_EVERY` seconds.
+(cheap, local), so a root or blacklist change applies. Its owner certificate is imported as
+trust sync would (`trust.certificate_import`), so trust sync does not send it again. Asking
+again for the same station waits `ASK_FIRST` seconds, then twice as long each time nothing
+usable came (lost, or refused: an untrusted root, a blacklisted owner), up to `ASK_MAX`,
+and not while part of its answer is here (its missing fragments are being asked for).
 
 Messages. Every mesh message over RF is the same signed envelope as on a LAN link, encoded by
 `mesh.rf_codec` (which refuses anything marked encrypted). `RfLinkSession` is a `LinkSession`
@@ -27,7 +31,8 @@ whose transport is the RF link layer: on receipt the frame's AX.25 source callsi
 credential's, and then the LAN link's own checks run (signature by the credential's key,
 sender, timestamp window, replay, blacklist) and the registry's handlers answer, with the
 session as their `LinkContext` (`kind == "rf"`). Over RF the replay window is `RF_WINDOW`, a
-request waits at least `RF_TIMEOUT` for its reply, and bodies are pulled `RF_CHUNK` bytes at a
+request waits at least `RF_TIMEOUT` for its reply (sent again after the link's measured
+retransmission timeout, doubling), and bodies are pulled `RF_CHUNK` bytes at a
 time (`timeout_floor`, `max_chunk`: every process sending over the link honours them).
 
 Traffic kinds for the air-time ledger: ROUTE_UPDATE and SEQNO_REQUEST are `routing`, FORWARD
@@ -39,10 +44,12 @@ Neighbours. An authenticated station becomes a routing neighbour (`Router.link_u
 `MESHSITE_RF_ROUTE_INTERVAL`), unless a LAN/IP link to it is up (then that one is its link).
 It is not pinged: its beacons are its heartbeat, and it stops being a neighbour when membership
 finds it unreachable. Trust sync (certificates, blacklist) runs when the link comes up and then
-at most every `TRUST_EVERY` sync intervals; catalog sync when the link comes up and when its
-beacon's catalog digest differs from ours, at most every `MESHSITE_RF_SYNC_INTERVAL` per
-neighbour, started by the station with the lower id (the other one starts too if the
-difference outlasts two intervals).
+at most every `TRUST_EVERY` sync intervals; catalog sync when the link comes up, when its
+beacon's catalog digest differs from ours and when ours changes, at most every
+`MESHSITE_RF_SYNC_INTERVAL` per neighbour, started by the station with the lower id (the
+other one starts too if the difference outlasts two intervals), and not while the neighbour
+is syncing with us (a sync request from it within `PEER_SYNCING` seconds): one session
+brings both sides level.
 """
 
 from __future__ import annotations
@@ -75,11 +82,21 @@ KIND_CREDENTIAL = "credential"
 KIND_ROUTING = "routing"
 KIND_SYNC = "sync"
 KIND_REQUEST = "request"
-ASK_EVERY = 120.0  # seconds between two requests for the same station's credential
-ANSWER_EVERY = 60.0  # seconds between two broadcasts of our credential
+ASK_FIRST = 30.0  # seconds before asking again for a station's credential (then doubling)
+ASK_MAX = 1800.0  # ... up to this: a credential refused (untrusted root) is asked for rarely
+ANSWER_EVERY = 60.0  # seconds between two answers to the same asking station
+ANSWER_SPACING = 30.0  # seconds: a broadcast of our credential this recent answers anyone
+MAX_ASKERS = 256
 RF_TIMEOUT = 600.0  # seconds a request over RF waits for its reply, at least
-RETRY_GAP = 90.0  # seconds after a request left before sending it again (doubling): the
-# reply may wait for the other station's air-time budget
+# A request goes again when no reply came within the link's retransmission timeout after it
+# left (RFC 6298's estimator over the round trips measured on this link, Karn's rule),
+# doubling at each try: a message lost whole (a lone frame lost, a collision, the receiver
+# keyed) leaves the receiver nothing to ask for (NACK), so only the requester can notice.
+RTO_INITIAL = 30.0
+RTO_MIN = 15.0
+RTO_MAX = 120.0
+RECEIVING_FOR = RTO_MAX  # seconds a reply partly heard from the peer may hold back a retry
+PEER_SYNCING = RTO_MAX  # seconds a sync request of the peer shows its sync is under way
 RF_WINDOW = 900.0  # replay window over RF: reassembly and NACKs take minutes
 RF_CHUNK = 4096  # body bytes per FORWARD_CHUNK over RF (about 17 frames, 40 s at 1200 bit/s)
 MAX_KINDS = 512
@@ -157,16 +174,34 @@ class RfLinkSession(LinkSession):
         self.max_chunk = RF_CHUNK
         self.kinds: dict[str, str] = {}  # id of a request heard -> its kind, for the reply
         self.answers: dict[str, str] = {}  # id of a request answered -> the reply sent
+        self.answer_msgs: dict[str, int] = {}  # ... and the RF message number it went as
+        self.srtt: float | None = None  # smoothed round trip of a request and its reply
+        self.rttvar = 0.0
         self.heard_ids: dict[str, None] = {}  # ids of the envelopes heard, oldest first
         self.kick = asyncio.Event()  # the peer asked for our credential: resend what waits
         self.established.set()
         self.last_heard = time.monotonic()
 
+    def rto(self) -> float:
+        """Seconds to wait for a reply before sending a request again (first try)."""
+        if self.srtt is None:
+            return RTO_INITIAL
+        return min(RTO_MAX, max(RTO_MIN, self.srtt + 4 * self.rttvar))
+
+    def rtt_sample(self, seconds: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = seconds, seconds / 2
+            return
+        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - seconds)
+        self.srtt = 0.875 * self.srtt + 0.125 * seconds
+
     async def request(self, type_: str, payload: dict[str, Any],
                       timeout: float = 10.0) -> dict[str, Any]:
-        """Over RF a lone frame lost leaves no trace (nothing is acknowledged): the request
-        goes again, the same envelope, when no reply came `RETRY_GAP` seconds (doubling) after
-        it left; the other side answers a request it has seen with the reply it sent."""
+        """Over RF a message lost whole leaves no trace (nothing is acknowledged): the request
+        goes again, the same envelope, when no reply came within the retransmission timeout
+        (`rto`, doubling at each try) after it left; the other side answers a request it has
+        seen with the reply it sent. While a message from the peer is partly heard (likely
+        the reply, its missing fragments asked for), the request waits for it instead."""
         if not self.established.is_set() or self.local is None:
             raise LinkRefused("not_established", "the link is not authenticated yet")
         envelope = protocol.build_envelope(
@@ -176,34 +211,55 @@ class RfLinkSession(LinkSession):
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[envelope["id"]] = future
         deadline = time.monotonic() + max(timeout, self.timeout_floor)
-        gap = RETRY_GAP
+        gap = self.rto()
+        tries = 0
+        rf = self.neighbours.radio.rf
         try:
             while True:
                 msg = self._transmit(text)
-                rf = self.neighbours.radio.rf
+                tries += 1
                 while rf.queued(msg) and not future.done() and time.monotonic() < deadline:
                     await asyncio.wait({future}, timeout=1.0)
-                left = deadline - time.monotonic()
-                if not future.done() and left > 0:
-                    self.kick.clear()
-                    kicked = asyncio.ensure_future(self.kick.wait())
-                    try:
-                        await asyncio.wait({future, kicked}, timeout=min(gap, left),
-                                           return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        kicked.cancel()
-                    if self.kick.is_set() and not future.done():
-                        continue  # it lacked our credential, sent just now: again at once
+                left_at = time.monotonic()
+                kicked_now = await self._await_reply(future, left_at + gap, deadline)
                 if future.done():
+                    if tries == 1:  # Karn: a reply to a request sent again times nothing
+                        self.rtt_sample(time.monotonic() - left_at)
                     return future.result()
+                if kicked_now:
+                    continue  # it lacked our credential, sent just now: again at once
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"{type_} over RF: no reply in "
                                        f"{max(timeout, self.timeout_floor):g} s")
-                gap *= 2
+                gap = min(gap * 2, RTO_MAX)
                 logger.info("RF request sent again", extra={"peer": self.peer_station_id,
-                                                            "type": type_})
+                                                            "type": type_, "try": tries + 1})
         finally:
             self._pending.pop(envelope["id"], None)
+
+    async def _await_reply(self, future: asyncio.Future, until: float, deadline: float) -> bool:
+        """Wait for the reply until `until` (later while a message from the peer is partly
+        heard, at most `RECEIVING_FOR`), or until the peer asks for our credential (True)."""
+        rf = self.neighbours.radio.rf
+        held = until + RECEIVING_FOR
+        self.kick.clear()
+        kicked = asyncio.ensure_future(self.kick.wait())
+        try:
+            while not future.done():
+                now = time.monotonic()
+                end = min(until, deadline)
+                if now >= end:
+                    if now >= deadline or now >= held or not rf.reassembler.receiving(
+                            str(self.address), rf.clock()):
+                        break
+                    end = min(now + 2.0, deadline)
+                await asyncio.wait({future, kicked}, timeout=max(0.0, end - now),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if self.kick.is_set() and not future.done():
+                    return True
+        finally:
+            kicked.cancel()
+        return False
 
     async def _pace(self, nbytes: int) -> None:
         """Nothing here: on the air the RF link layer's air-time budget is the pacing."""
@@ -217,17 +273,22 @@ class RfLinkSession(LinkSession):
         if message_type in (protocol.REPLY, protocol.ERROR):
             re = str(envelope.get("re"))
             kind = self.kinds.get(re, KIND_SYNC)
-            self.answers[re] = text
-            while len(self.answers) > MAX_ANSWERS:
-                del self.answers[next(iter(self.answers))]
         else:
-            kind = kind_of(message_type)
+            re, kind = "", kind_of(message_type)
         if registry.lan_only_type(message_type):
             raise rf_codec.RfCodecError(f"{message_type} is LAN/IP-only traffic: it is never "
                                         "sent on the air")
         message = rf_codec.encode_message(envelope)  # EncryptedRefused: never on the air
-        return self.neighbours.radio.rf.send(message, to=self.address, kind=kind,
-                                             priority=kind == KIND_REQUEST)
+        msg = self.neighbours.radio.rf.send(message, to=self.address, kind=kind,
+                                            priority=kind == KIND_REQUEST)
+        if re:
+            self.answers[re] = text
+            self.answer_msgs[re] = msg
+            while len(self.answers) > MAX_ANSWERS:
+                oldest = next(iter(self.answers))
+                del self.answers[oldest]
+                self.answer_msgs.pop(oldest, None)
+        return msg
 
     async def _close_rf(self, _code: int) -> None:
         await self.neighbours.session_closed(self)
@@ -236,16 +297,21 @@ class RfLinkSession(LinkSession):
         message_id = envelope.get("id")
         if isinstance(message_id, str):
             if message_id in self.heard_ids:
-                # Heard again: a request whose reply was lost gets the same reply again;
-                # anything else was handled already.
+                # Heard again: a request whose reply was lost gets the same reply again
+                # (unless that reply still waits to go: it answers both); anything else was
+                # handled already.
                 answer = self.answers.get(message_id)
-                if answer is not None:
+                msg = self.answer_msgs.get(message_id)
+                if answer is not None and not (msg is not None and
+                                               self.neighbours.radio.rf.queued(msg)):
                     self._transmit(answer)
                 return
             self.heard_ids[message_id] = None
             while len(self.heard_ids) > MAX_KINDS:
                 del self.heard_ids[next(iter(self.heard_ids))]
         if envelope.get("req") and isinstance(message_id, str):
+            if registry.is_sync(str(envelope.get("type"))):
+                self.neighbours.peer_syncing[self.peer_station_id] = time.monotonic()
             self.kinds[message_id] = kind_of(str(envelope.get("type")))
             while len(self.kinds) > MAX_KINDS:
                 del self.kinds[next(iter(self.kinds))]
@@ -261,8 +327,10 @@ class RfNeighbours:
         self.daemon = radio.daemon
         self.store = CredentialStore(settings.DATA_DIR / CREDENTIAL_FILE)
         self.sessions: dict[str, RfLinkSession] = {}
-        self.asked: dict[str, float] = {}
-        self.answered_at: float | None = None
+        self.asked: dict[str, tuple[float, float]] = {}  # station -> (asked at, wait)
+        self.answered: dict[str, float] = {}  # asking station's address -> answered at
+        self.answered_at: float | None = None  # our last broadcast of the credential
+        self.peer_syncing: dict[str, float] = {}  # neighbour -> its last sync request heard
         self.synced: dict[str, float] = {}
         self.trusted_at: dict[str, float] = {}  # neighbour -> when trust last synced with it
         self.syncing: set[str] = set()
@@ -343,9 +411,18 @@ class RfNeighbours:
     async def ask(self, station_id: str, fingerprint: str, source: ax25.Address) -> None:
         local = self._local()
         now = time.monotonic()
-        if local is None or now - self.asked.get(station_id, -ASK_EVERY) < ASK_EVERY:
+        if local is None:
             return
-        self.asked[station_id] = now
+        rf = self.radio.rf
+        if rf.reassembler.receiving(str(ax25.Address(source.callsign, source.ssid)),
+                                    rf.clock()):
+            return  # part of its answer is here, the rest asked for (NACK): not again
+        # Asked before and nothing usable came (lost, or refused: an untrusted root, a
+        # blacklisted owner): wait, twice as long each time, up to ASK_MAX.
+        at, wait = self.asked.get(station_id, (None, 0.0))
+        if at is not None and now - at < wait:
+            return
+        self.asked[station_id] = (now, ASK_FIRST if at is None else min(2 * wait, ASK_MAX))
         envelope = protocol.build_envelope(
             type_=RF_CREDENTIAL_REQUEST, sender=local.station_id, sign=trust.sign, ttl=1,
             payload={"fingerprint": fingerprint, "station": station_id}, request=True)
@@ -360,10 +437,19 @@ class RfNeighbours:
                 None, local.station_id):
             return
         now = time.monotonic()
-        if self.answered_at is not None and now - self.answered_at < ANSWER_EVERY:
+        asker = str(source)
+        last = self.answered.get(asker)
+        recent = self.answered_at is not None and now - self.answered_at < ANSWER_SPACING
+        if (last is not None and now - last < ANSWER_EVERY) or recent:
+            # Each asking station gets an answer at most once every ANSWER_EVERY, and a
+            # broadcast a moment ago (it may still be on its way) answers this asker too.
             self._asker_lacked_us(envelope.get("from"))
-            return  # the broadcast a moment ago answers this asker too
-        self.answered_at = now
+            return
+        self.answered[asker] = self.answered_at = now
+        for old in [key for key, at in self.answered.items() if now - at >= ANSWER_EVERY]:
+            del self.answered[old]
+        while len(self.answered) > MAX_ASKERS:
+            del self.answered[next(iter(self.answered))]
         answer = protocol.build_envelope(type_=RF_CREDENTIAL, sender=local.station_id,
                                          payload={"credential": local.credential},
                                          sign=trust.sign, ttl=1)
@@ -409,6 +495,11 @@ class RfNeighbours:
             self._refuse(source, exc.code, f"credential message: {exc.detail}")
             return
         await _db(self.store.put)(proven.station_id, proven.fingerprint, credential)
+        # Its owner's certificate (with its chain) just verified against our roots: keep it
+        # as trust sync would, so the trust sync over this link does not carry it again.
+        await _db(trust.certificate_import)({"fingerprint": proven.fingerprint,
+                                             "certificate": credential.get("certificate"),
+                                             "chain": credential.get("chain") or []})
         self.asked.pop(proven.station_id, None)
         logger.info("RF credential verified", extra={"station": proven.station_id,
                                                      "callsign": proven.callsign})
@@ -514,6 +605,10 @@ class RfNeighbours:
         since = self.differs_since.setdefault(peer, now)
         if peer in self.syncing or now - self.synced.get(peer, -1e9) < settings.RF_SYNC_INTERVAL:
             return
+        if now - self.peer_syncing.get(peer, -1e9) < PEER_SYNCING:
+            # The neighbour is syncing with us (one session brings both sides level): a
+            # second one at the same time would only halve the air each gets.
+            return
         # One side is enough: the lower station id starts, the other if it lasts.
         if session.local is not None and session.local.station_id > peer and \
                 now - since < 2 * settings.RF_SYNC_INTERVAL:
@@ -521,6 +616,12 @@ class RfNeighbours:
         self.syncing.add(peer)
         self.synced[peer] = now
         self._spawn(self._sync(session))
+
+    def catalog_changed(self) -> None:
+        """Our catalog digest changed: sync with every neighbour (within the same limits)."""
+        for session in list(self.sessions.values()):
+            if not session.closed:
+                self.maybe_sync(session, None)
 
     async def _sync(self, session: RfLinkSession) -> None:
         """Trust (certificates, blacklist) when the link comes up and then at most every
