@@ -22,8 +22,7 @@ credential's. Then it is kept by station id and fingerprint in the data dir
 (cheap, local), so a root or blacklist change applies. Its owner certificate is imported as
 trust sync would (`trust.certificate_import`), so trust sync does not send it again. Asking
 again for the same station waits `ASK_FIRST` seconds, then twice as long each time nothing
-usable came (lost, or refused: an untrusted root, a blacklisted owner), up to `ASK_MAX`,
-and not while part of its answer is here (its missing fragments are being asked for).
+usable came (lost, or refused: an untrusted root, a blacklisted owner), up to `ASK_MAX`.
 
 Messages. Every mesh message over RF is the same signed envelope as on a LAN link, encoded by
 `mesh.rf_codec` (which refuses anything marked encrypted). `RfLinkSession` is a `LinkSession`
@@ -413,10 +412,6 @@ class RfNeighbours:
         now = time.monotonic()
         if local is None:
             return
-        rf = self.radio.rf
-        if rf.reassembler.receiving(str(ax25.Address(source.callsign, source.ssid)),
-                                    rf.clock()):
-            return  # part of its answer is here, the rest asked for (NACK): not again
         # Asked before and nothing usable came (lost, or refused: an untrusted root, a
         # blacklisted owner): wait, twice as long each time, up to ASK_MAX.
         at, wait = self.asked.get(station_id, (None, 0.0))
