@@ -90,8 +90,18 @@ def test_a_ring_of_four_fails_over_to_the_other_side(topology):
     net.shape(3, 0, delay_ms=60)
     for i, j in ((0, 1), (1, 2), (2, 3), (3, 0)):
         net.add_peer(i, j)
-    wait_for(lambda: (route(net, 2, calls[0]) or {}).get("nextHopCallsign") == calls[1], 120,
-             "station 3 routes to station 1 over the cheap side")
+    seen: list[dict | None] = [None]
+
+    def over_the_cheap_side() -> bool:
+        seen[0] = route(net, 2, calls[0])
+        return (seen[0] or {}).get("nextHopCallsign") == calls[1]
+
+    try:
+        wait_for(over_the_cheap_side, 120, "station 3 routes to station 1 over the cheap side")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its route to station 1: {seen[0]}; routes of stations "
+                             f"2-4: {[net.get_json(i, '/api/routes')[1] for i in (1, 2, 3)]}"
+                             ) from None
     body = b"ring page " * 2000
     net.publish(0, "ring.txt", body, 4)
     wait_for(lambda: entry(net, 2, calls[0], "ring.txt") is not None, 60, "metadata at 3")
