@@ -1,23 +1,32 @@
-"""The web process's Django handler (`meshsite.asgi`) in-process: a finished request leaves no
-reference cycle behind, so it is freed as soon as it ends, not when the cyclic collector next
-runs (rarely in a web process: see the thresholds in meshsite/asgi.py).
+"""The web process's Django handler (`meshsite.asgi`): a finished request leaves no reference
+cycle behind, so it is freed as soon as it ends, not when the cyclic collector next runs (rarely
+in a web process: see the thresholds in meshsite/asgi.py). In-process, with the collector off;
+and in a real daphne, whose requests each run their sync code in a thread of their own and so
+each opened a database connection it never closed (a cycle too, holding SQLite's memory).
 
 Django 5.2's own handler left every request that daphne reported finished (daphne sends
 `http.disconnect` as soon as the last body byte is out) in a cycle through its RequestAborted;
-a relay's daphne held megabytes of them between collections (bench/routing/fetch.py)."""
+with the connections, a relay's daphne held megabytes between collections
+(bench/routing/fetch.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import os
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIRequest
 
 from meshsite.asgi import django_asgi_app
+from tests.harness import DaphneProcess, http_json, migrate, station_env
+from tests.mesh.stations import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+REQUESTS = 30
 
 
 def http_scope(path: str) -> dict:
@@ -48,6 +57,7 @@ def still_held() -> list[str]:
             if isinstance(o, ASGIRequest | RequestAborted)]
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_finished_request_is_freed_without_the_cycle_collector():
     status, body = await get("/api/mesh/ping")  # the first one pays imports and caches
     assert status == 200, body
@@ -61,3 +71,30 @@ async def test_a_finished_request_is_freed_without_the_cycle_collector():
         assert still_held() == [], "finished requests wait for the cyclic collector"
     finally:
         gc.enable()
+
+
+def open_on(pid: int, path: str) -> int:
+    """How many of process `pid`'s descriptors are open on `path`."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == path
+    return count
+
+
+@pytest.mark.integration
+def test_a_web_process_keeps_no_database_connection_of_a_finished_request(tmp_path: Path):
+    env = station_env(tmp_path, REDIS_URL=settings.REDIS_URL)
+    migrate(tmp_path, env)
+    database = str((tmp_path / "db.sqlite3").resolve())
+    web = DaphneProcess(tmp_path, env=env).start()
+    try:
+        for _ in range(REQUESTS):  # each reads the database in a thread of its own
+            status, body = http_json(web.url + "/api/status")
+            assert status == 200, body
+        # A request's connection is closed when its response is (just after the client has
+        # it); one left open stays until a collection, tens of thousands of objects away.
+        wait_for(lambda: open_on(web.pid, database) < 3, 30,
+                 f"at most 2 of daphne's descriptors on the database after {REQUESTS} requests")
+    finally:
+        web.stop()
