@@ -31,6 +31,25 @@ def route(net, i: int, callsign: str) -> dict | None:
     return next((r for r in data["routes"] if r["callsign"] == callsign), None)
 
 
+def wait_route(net, i: int, callsign: str, via: str, timeout: float, what: str) -> dict:
+    """Wait until station i routes to `callsign` through `via`; return the route. On failure
+    say which route it had and what the other stations knew."""
+    seen: list[dict | None] = [None]
+
+    def through() -> bool:
+        seen[0] = route(net, i, callsign)
+        return (seen[0] or {}).get("nextHopCallsign") == via
+
+    try:
+        wait_for(through, timeout, what)
+    except AssertionError as exc:
+        others = {j: net.get_json(j, "/api/routes")[1] for j in range(len(net.stations))
+                  if j != i}
+        raise AssertionError(f"{exc}; its route: {seen[0]}; routes of the others: {others}"
+                             ) from None
+    return seen[0]
+
+
 def entry(net, i: int, origin: str, path: str) -> dict | None:
     status, data = net.get_json(i, f"/api/content-catalog?origin={origin}&pageSize=500")
     assert status == 200, data
@@ -90,18 +109,7 @@ def test_a_ring_of_four_fails_over_to_the_other_side(topology):
     net.shape(3, 0, delay_ms=60)
     for i, j in ((0, 1), (1, 2), (2, 3), (3, 0)):
         net.add_peer(i, j)
-    seen: list[dict | None] = [None]
-
-    def over_the_cheap_side() -> bool:
-        seen[0] = route(net, 2, calls[0])
-        return (seen[0] or {}).get("nextHopCallsign") == calls[1]
-
-    try:
-        wait_for(over_the_cheap_side, 120, "station 3 routes to station 1 over the cheap side")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; its route to station 1: {seen[0]}; routes of stations "
-                             f"2-4: {[net.get_json(i, '/api/routes')[1] for i in (1, 2, 3)]}"
-                             ) from None
+    wait_route(net, 2, calls[0], calls[1], 120, "station 3 routes to station 1 over the cheap side")
     body = b"ring page " * 2000
     net.publish(0, "ring.txt", body, 4)
     wait_for(lambda: entry(net, 2, calls[0], "ring.txt") is not None, 60, "metadata at 3")
@@ -121,20 +129,12 @@ def test_a_ring_of_four_fails_over_to_the_other_side(topology):
     healed = time.monotonic() - cut_at
     # The first page over the other side can come while the relay at the cut has not yet
     # noticed it (3 unanswered pings) and the table is still settling: wait for the route.
-    rerouted: list[dict | None] = [None]
-
-    def settled() -> bool:
-        rerouted[0] = route(net, 2, calls[0])
-        return (rerouted[0] or {}).get("nextHopCallsign") == calls[3]
-
-    try:
-        wait_for(settled, 60, "station 3's route to station 1 via station 4")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; its route: {rerouted[0]}") from None
+    rerouted = wait_route(net, 2, calls[0], calls[3], 60,
+                          "station 3's route to station 1 via station 4")
     settled_after = time.monotonic() - cut_at
     print(f"\nring of four: cheap side cut; the page came over the other side "
           f"{healed:.1f}s after the cut, the route settled via {calls[3]} after "
-          f"{settled_after:.1f}s (cost {rerouted[0]['cost']})")
+          f"{settled_after:.1f}s (cost {rerouted['cost']})")
     assert healed < 90
 
 
