@@ -23,7 +23,10 @@ grow with everything that makes a link worse and never shrink when a link gets w
   The estimate comes from the link's own pings too: every `PROBE_EVERY`-th one carries
   `PROBE_BYTES` of padding, and the time it takes over a plain ping's is what the padding needed
   to cross (`bandwidth_sample`; a difference lost in the noise says "at least 4 MB/s", a
-  penalty of 3).
+  penalty of 3). The estimate is the largest of the last `BANDWIDTH_WINDOW` samples (BBR's
+  windowed max filter): a busy host or a pause delays a padded ping and makes a fast link look
+  slow, never the other way round, so one slow sample must not swing routes; a link that really
+  got slower shows it once its fast samples have left the window (about a minute of pings).
 
 A live link (loss < 1) never costs more than INFINITY - 1; INFINITY (0xFFFF) means unreachable
 and is what a retraction carries.
@@ -42,6 +45,7 @@ MAX_RTT_PENALTY = 150
 BANDWIDTH_REFERENCE_BPS = 125_000  # 1 Mbit/s in bytes per second: it adds one LAN base
 MAX_BANDWIDTH_PENALTY = 2048
 PING_WINDOW = 16  # pings in the loss window (babeld keeps a 16-hello history)
+BANDWIDTH_WINDOW = 8  # bandwidth samples the estimate is the largest of
 RTT_SMOOTHING = 1 / 8  # weight of a new RTT sample, as TCP's SRTT
 
 
@@ -109,7 +113,7 @@ class LinkStats:
     `record_ping(ok, rtt)` after every ping (ok=False when it timed out): the RTT is smoothed
     (weight 1/8 per sample), the loss is the ratio of failures among the last `window` pings.
     `record_throughput(nbytes, seconds)` feeds the optional bandwidth estimate from a transfer
-    that kept the link busy (smoothed the same way).
+    that kept the link busy (the largest of the last `BANDWIDTH_WINDOW` samples).
     """
 
     def __init__(self, *, base: int = LAN_BASE, window: int = PING_WINDOW,
@@ -120,6 +124,7 @@ class LinkStats:
         self.srtt: float | None = None
         self.bandwidth_bps = bandwidth_bps
         self._pings: deque[bool] = deque(maxlen=window)
+        self._bandwidth: deque[float] = deque(maxlen=BANDWIDTH_WINDOW)
 
     def record_ping(self, ok: bool, rtt: float | None = None) -> None:
         """One ping: answered (`ok`, with its round-trip time in seconds) or lost."""
@@ -136,11 +141,8 @@ class LinkStats:
         """A transfer of `nbytes` that took `seconds` with the link busy: a bandwidth sample."""
         if nbytes <= 0 or seconds <= 0:
             return
-        sample = nbytes / seconds
-        if self.bandwidth_bps is None:
-            self.bandwidth_bps = sample
-        else:
-            self.bandwidth_bps += RTT_SMOOTHING * (sample - self.bandwidth_bps)
+        self._bandwidth.append(nbytes / seconds)
+        self.bandwidth_bps = max(self._bandwidth)
 
     def loss(self) -> float:
         """Fraction of the pings in the window that went unanswered (0 before any ping)."""

@@ -137,7 +137,7 @@ def peers_for_gossip(*, exclude: str, limit: int) -> list[dict[str, Any]]:
 
 def trust_digest() -> str:
     """Changes when our certificates or blacklist change: meshd syncs its links then."""
-    certificates = sorted(trust.certificates_for_sync())
+    certificates = sorted(trust.certificate_fingerprints_for_sync())
     blacklist = sorted(trust.blacklist_fingerprints())
     blob = json.dumps([certificates, blacklist]).encode()
     return hashlib.sha256(blob).hexdigest()

@@ -107,6 +107,10 @@ def peer_add(*, endpoint: str, callsign: str | None = None,
     return peer
 
 
+_METHOD_RANK = {Peer.Method.MANUAL: 3, Peer.Method.MDNS: 2, Peer.Method.RF: 2,
+                Peer.Method.PEER: 1}
+
+
 def _peer_for_station(station_id: str, endpoint: str) -> Peer | None:
     peer = Peer.objects.filter(station_id=station_id).first()
     if peer is None and endpoint:
@@ -137,15 +141,22 @@ def peer_seen(*, station_id: str, endpoint: str, method: str, callsign: str = ""
         if fingerprint:
             peer.fingerprint = fingerprint[:128]
         # A better method sticks: manual > mdns > peer.
-        rank = {Peer.Method.MANUAL: 3, Peer.Method.MDNS: 2, Peer.Method.RF: 2,
-                Peer.Method.PEER: 1}
-        if not created and rank.get(method, 0) > rank.get(peer.discovery_method, 0):
+        if not created and _METHOD_RANK.get(method, 0) > _METHOD_RANK.get(
+                peer.discovery_method, 0):
             peer.discovery_method = method
+        # Another row may hold the same endpoint without an id (a manual add before contact,
+        # while this station's own announce made a row by id): this row takes its place and
+        # its method, or the operator's manual add would be lost (and meshd stop dialling it).
+        twins = Peer.objects.filter(endpoint=peer.endpoint, station_id__isnull=True).exclude(
+            pk=peer.pk) if peer.endpoint else Peer.objects.none()
+        for twin in twins:
+            if _METHOD_RANK.get(twin.discovery_method, 0) > _METHOD_RANK.get(
+                    peer.discovery_method, 0):
+                peer.discovery_method = twin.discovery_method
+            peer.callsign = peer.callsign or twin.callsign
         peer.save()
-        # Another row may hold the same endpoint without an id (a manual add before contact).
         if peer.endpoint:
-            Peer.objects.filter(endpoint=peer.endpoint, station_id__isnull=True).exclude(
-                pk=peer.pk).delete()
+            twins.delete()
             Link.objects.get_or_create(peer=peer, kind=Link.Kind.LAN, address=peer.endpoint)
     if created:
         logger.info("mesh peer found", extra={"station": station_id, "callsign": peer.callsign,

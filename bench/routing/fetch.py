@@ -30,10 +30,17 @@ Figures (printed; a benchmark, not a test):
   hides its growth here; the RSS before any fetch is printed too, and each process's RSS after
   each of the GETs (over the baseline): growth that stays and climbs GET after GET is kept
   memory, a peak that falls back is memory in flight.
+- relay memory over many GETs (`--memory-gets`, default 32; 0 skips it): S4 then GETs the 1 MB
+  body that many more times, untimed but checked, and the VmRSS of each relay process after
+  each is compared with its VmRSS before the first of them. Printed per process: the growth
+  after 8, 16, ... GETs and after the last, and the growth per GET from the 8th on (the
+  least-squares slope): a relay that keeps nothing plateaus (a slope near 0), one that keeps
+  some of each body climbs in proportion to the GETs. Target: every process under 1 MB of
+  growth after the last GET.
 - whether any station but S0 holds a body at the end (none should).
 
 The machine's load average is printed first: on a busy 2-core machine the figures are noisy,
-and the max more than the median. Takes about 3 to 5 minutes. Exit status 1 when a body was
+and the max more than the median. Takes about 4 to 7 minutes. Exit status 1 when a body was
 wrong (or not served). Every process is started here and stopped by its PID.
 """
 
@@ -238,12 +245,57 @@ def fetch_round(station: StationProcess, item: Published, repeat: int,
     return seconds, wrong
 
 
+def memory_plateau(station: StationProcess, item: Published, relays: dict[str, int],
+                   rss_start: dict[str, int], gets: int) -> int:
+    """`gets` more GETs of `item` at `station`, the relays' VmRSS after each; prints the growth
+    after 8, 16, ... GETs and the slope from the 8th on. Returns how many bodies were wrong."""
+    marks = sorted({m for m in (8, 16, 32, 64, 128, 256) if m < gets} | {gets})
+    before = {name: rss_bytes(pid) for name, pid in relays.items()}
+    after: dict[str, list[int]] = {name: [] for name in relays}
+
+    def note() -> None:
+        for name, pid in relays.items():
+            with contextlib.suppress(OSError, ValueError):
+                after[name].append(rss_bytes(pid))
+
+    started = time.monotonic()
+    _seconds, wrong = fetch_round(station, item, gets, note)
+    load = os.getloadavg()
+    print(f"\nrelay RSS over {gets} more GETs of the {item.label} body at {station.url} "
+          f"({gets - wrong}/{gets} exact, {time.monotonic() - started:.0f} s, load average "
+          f"{load[0]:.2f}): growth over the VmRSS before them, KB")
+    first = min(8, gets)
+    print(f"  {'process':<14} {'before':>8}  " + "".join(f"{f'after {m}':>10}" for m in marks)
+          + f"  {f'KB/GET from the {first}th':>18}")
+    worst = ("", 0)
+    for name in relays:
+        series = after[name]
+        if len(series) < gets:
+            print(f"  {name:<14} (the process went away)")
+            continue
+        grown = [(rss - before[name]) / 1024 for rss in series]
+        tail = list(range(first, gets + 1))
+        slope = (statistics.linear_regression(tail, grown[first - 1:]).slope
+                 if len(tail) >= 2 else float("nan"))
+        print(f"  {name:<14} {before[name] / 1e6:6.1f} MB"
+              + "".join(f"{grown[m - 1]:+10.0f}" for m in marks) + f"  {slope:+18.1f}"
+              + f"   (over the RSS before any fetch: {(series[-1] - rss_start[name]) / 1024:+.0f})")
+        if grown[-1] * 1024 > worst[1]:
+            worst = (name, int(grown[-1] * 1024))
+    print(f"  largest growth after {gets} GETs {worst[1] / 1024:.0f} KB ({worst[0] or '-'})  "
+          f"[target under 1 MB per process: {'met' if worst[1] < RSS_LIMIT else 'MISSED'}]")
+    return wrong
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing.fetch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="GETs per body and hop count "
                                                               "(default 5)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the body bytes")
+    parser.add_argument("--memory-gets", type=int, default=32,
+                        help="GETs of the 1 MB body at S4 after the timed ones, to see whether "
+                             "relay memory plateaus (default 32; 0: none)")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -335,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  largest peak increase {increases[largest] / 1024:.0f} KB ({largest}), sum over "
               f"the 6 processes {sum(increases.values()) / 1024:.0f} KB  [target under 1 MB per "
               f"process: {'met' if increases[largest] < RSS_LIMIT else 'MISSED'}]")
+
+        if args.memory_gets > 0:
+            wrong += memory_plateau(stations[4], items[-1], relays, rss_start, args.memory_gets)
 
         kept = [f"{CALLS[i]} {item.label}" for i in range(1, 5) for item in items
                 if (entry_at(stations[i], CALLS[0], item.path) or {}).get("hasBody")]

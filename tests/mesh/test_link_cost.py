@@ -124,3 +124,21 @@ def test_a_slow_probe_raises_the_cost_and_fast_ones_bring_it_back():
     for _ in range(40):
         stats.record_throughput(8192, 8192 / bandwidth_sample(8192, 0.005, 0.005))
     assert stats.cost() < fast + 5
+
+
+def test_one_slow_probe_among_fast_ones_does_not_change_the_cost():
+    """A padded ping delayed by a busy host reads as a slow link; the estimate is the largest
+    of the recent samples, so it does not swing routes; a link that stays slow shows it once
+    its fast samples have left the window."""
+    from mesh.link_cost import BANDWIDTH_WINDOW, LinkStats, bandwidth_sample
+
+    stats = LinkStats()
+    stats.record_ping(True, 0.005)
+    fast_sample = 8192 / bandwidth_sample(8192, 0.005, 0.005)
+    stats.record_throughput(8192, fast_sample)
+    fast = stats.cost()
+    stats.record_throughput(8192, 8192 / bandwidth_sample(8192, 0.505, 0.005))  # a hiccup
+    assert stats.cost() == fast
+    for _ in range(BANDWIDTH_WINDOW):
+        stats.record_throughput(8192, 8192 / bandwidth_sample(8192, 0.505, 0.005))
+    assert stats.cost() > fast + 500

@@ -112,6 +112,21 @@ def test_mdns_sighting_then_manual_add_keeps_one_row_with_the_better_method():
     assert Peer.objects.get().discovery_method == "manual"
 
 
+def test_a_manual_add_survives_the_peer_announcing_itself_first():
+    """The operator adds B by URL; meshd dials it and B's announce (no endpoint: B was
+    dialled) arrives before the link is recorded under the dialled URL. The two rows become
+    one, still manual, or meshd would stop dialling B and drop the link it just made."""
+    services.peer_add(endpoint="http://10.77.0.9:8000")
+    services.peer_seen(station_id="e" * 32, endpoint="", method=Peer.Method.PEER,
+                       callsign="DL2PA")
+    assert Peer.objects.count() == 2
+    services.peer_seen(station_id="e" * 32, endpoint="http://10.77.0.9:8000",
+                       method=Peer.Method.PEER, callsign="DL2PA")
+    peer = Peer.objects.get()
+    assert (peer.station_id, peer.endpoint, peer.discovery_method, peer.callsign) == (
+        "e" * 32, "http://10.77.0.9:8000", "manual", "DL2PA")
+
+
 def test_membership_sweep_without_meshd(settings):
     from datetime import timedelta
 

@@ -173,7 +173,7 @@ class Command(BaseCommand):
         python = sys.executable
         daphne_args = ["--application-close-timeout", "5", "-v", "0", *daphne_ping_args(),
                        "meshsite.asgi:application"]
-        if tls or listener is None:  # with TLS, `handle` opened no listener
+        if listener is None:  # with TLS `handle` opens none (see `_tls_files`)
             from meshsite.tls import daphne_ssl_endpoint
 
             # Twisted serves TLS only on a socket it binds itself: one web process.
