@@ -63,6 +63,15 @@ class AirtimeBucket:
         self._refill(now)
         self.tokens -= seconds
 
+    def set_share(self, share: float, now: float) -> None:
+        """Refill at `share` from now on, holding the same window's worth (a debt stays)."""
+        if not 0 < share <= 1:
+            raise ValueError(f"air-time share {share} must be above 0 and at most 1")
+        self._refill(now)
+        window = self.capacity / self.share
+        self.share, self.capacity = share, share * window
+        self.tokens = min(self.tokens, self.capacity)
+
 
 @dataclass
 class AirtimeLedger:

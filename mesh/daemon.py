@@ -130,6 +130,7 @@ class MeshDaemon:
                 self.router.expire_loop, self.route_ping_loop]
         if settings.RF_KISS:
             self.radio = radio.Radio(url=settings.RF_KISS, redis=self.redis, daemon=self)
+            self.router.rf_broadcast = self.radio.neighbours.broadcast
             jobs.append(self.radio.run)
             logger.info("radio starting", extra={"tnc": settings.RF_KISS})
         for job in jobs:

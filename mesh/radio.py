@@ -10,6 +10,10 @@ RF link layer over it (mesh.rf_link: Part 97 identification, air-time budget, fr
   station a peer with discovery method `rf` and an RF link (`services.peer_heard_on_air`),
   active while heard: silence is counted with `MESHSITE_MESH_RF_SUSPECT_AFTER` /
   `MESHSITE_MESH_RF_UNREACHABLE_AFTER` (minutes).
+- The TNC's persistence and the background air-time budget follow the number of stations
+  heard in the last 10 minutes (`rf_link.persistence_for`, a KISS parameter frame when it
+  changes; `rf_link.share_for`): the more stations wait for the channel, the less likely
+  each keys up in a slot, and the smaller each one's part of it.
 
 The state of the TNC connection, the link layer's air time per kind of traffic and the stations
 heard are published in Redis (`RF_STATE_KEY`, refreshed while meshd runs and gone a few
@@ -30,8 +34,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from mesh import ax25, registry, rf_codec, services, trust
-from mesh.rf_link import RfLink
+from mesh import ax25, kiss, registry, rf_codec, services, trust
+from mesh.rf_link import HEARD_WINDOW, RfLink, persistence_for
 from mesh.rf_neighbours import RfNeighbours
 from mesh.tnc import TncLink, parse_kiss_url
 
@@ -71,6 +75,7 @@ class Radio:
                          on_message=self.on_message, on_beacon=self.on_beacon,
                          ready=lambda: self.link.connected)
         self.heard: dict[str, float] = {}  # AX.25 source -> unix time last heard
+        self.persistence = persistence_for(0)  # the TNC's, set as stations are heard
         self.undecodable = 0
         self.digest = b""
         self.refused_beacons = 0
@@ -113,11 +118,27 @@ class Radio:
             self.undecodable += 1
             logger.debug("undecodable frame from the TNC", extra={"error": str(exc)})
             return
-        self.heard[str(frame.source)] = time.time()
+        source = str(frame.source)
+        new = source not in self.heard
+        self.heard[source] = time.time()
         if len(self.heard) > MAX_HEARD:
             del self.heard[min(self.heard, key=self.heard.__getitem__)]
+        if new:
+            await self.tune_access()
         self.changed.set()
         await self.rf.on_frame(raw)
+
+    async def tune_access(self) -> None:
+        """Set the TNC's persistence and our background budget to the number of stations
+        heard lately (`rf_link.persistence_for`, `rf_link.share_for`): fewer collisions when
+        several wait for the channel, and together they leave it idle part of the time."""
+        me = self.identity()
+        since = time.time() - HEARD_WINDOW
+        others = sum(1 for source, at in self.heard.items()
+                     if at >= since and (me is None or source != str(me)))
+        self.persistence = persistence_for(others)
+        self.rf.channel_shared_with(others)
+        await self.link.set_parameter(kiss.Command.PERSISTENCE, self.persistence)
 
     async def on_beacon(self, source: ax25.Address, body: bytes) -> None:
         try:
@@ -167,7 +188,7 @@ class Radio:
         heard = sorted(self.heard.items(), key=lambda item: -item[1])
         me = self.identity()
         return {**self.link.status(), **self.rf.status(), **self.neighbours.status(),
-                "undecodable": self.undecodable,
+                "undecodable": self.undecodable, "persistence": self.persistence,
                 "refusedBeacons": self.refused_beacons, "messagesIn": self.messages_in,
                 "source": str(me) if me else None,
                 "heard": [{"source": source, "at": at} for source, at in heard]}
@@ -195,6 +216,7 @@ class Radio:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), PUBLISH_EVERY)
                 self.changed.clear()
+                await self.tune_access()  # stations no longer heard stop counting
                 for task in tasks:
                     if task.done() and not task.cancelled() and task.exception():
                         raise task.exception()  # type: ignore[misc]

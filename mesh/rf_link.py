@@ -52,6 +52,38 @@ ID_SAFETY = 5.0  # seconds: an ID is planned at least this long before the inter
 # of several stations) carrier sense and the frames already handed to the TNC delay it by
 # several seconds (6 s seen with three stations at 1200 bit/s and a 60 s interval).
 ID_PLAN = (0.70, 0.80)
+# Channel access (p-persistence, done by the TNC): when the channel turns idle, every station
+# with frames waiting keys up with probability P/256 in each slot time. Stations that all
+# waited for the same transmission to end decide in the same slots, so two that key up
+# together collide and lose both bursts (seconds of air time, and the requests behind them
+# time out). A slot left empty costs only the slot time (100 ms): so the more stations heard,
+# the lower P, about 1/(4 n) for n other stations, between 1/32 and Direwolf's default 1/4.
+PERSISTENCE_MAX = 63
+PERSISTENCE_MIN = 7
+KEYING_GAP = 0.1  # seconds: a slot time; frames further apart were separate keyings
+HEARD_WINDOW = 600.0  # seconds: a station heard this recently competes for the channel
+
+
+# Background traffic of all the stations on one channel together should leave it idle part of
+# the time: beyond about 60 % of offered load a CSMA channel spends more and more of its time
+# on collisions and on the retries they cause, and frames pile up in every TNC (bursts of
+# many seconds, IDs late). Each station's budget is therefore at most CHANNEL_LOAD / (n + 1)
+# with n other stations heard, below MESHSITE_RF_AIRTIME_SHARE when many share the channel.
+CHANNEL_LOAD = 0.6
+
+
+def share_for(share: float, others: int) -> float:
+    """The air-time share a station's background traffic gets: the configured `share`, at
+    most an even part of CHANNEL_LOAD among itself and the `others` heard."""
+    return min(share, CHANNEL_LOAD / (max(others, 0) + 1))
+
+
+def persistence_for(others: int) -> int:
+    """The KISS persistence value (P, the chance to key up being (P + 1) / 256) for a
+    channel shared with `others` stations heard recently."""
+    if others <= 1:
+        return PERSISTENCE_MAX
+    return max(PERSISTENCE_MIN, min(PERSISTENCE_MAX, round(256 / (4 * others)) - 1))
 
 
 @dataclass
@@ -96,6 +128,7 @@ class RfLink:
         self.on_beacon = on_beacon
         self.clock = clock
         self.ledger = AirtimeLedger(bitrate=bitrate, txdelay=txdelay)
+        self.share = share  # MESHSITE_RF_AIRTIME_SHARE; the bucket's may be less (share_for)
         self.bucket = AirtimeBucket.for_channel(share=share, now=clock(), window=bucket_window)
         self.sent = rf_codec.SentMessages(keep=reassembly_timeout)
         self.priority_of: dict[int, bool] = {}
@@ -117,6 +150,7 @@ class RfLink:
         # the TNC cannot.
         self.lookahead = 2.0
         self.busy_until = clock()
+        self.heard_at: float | None = None  # when the last frame of another station ended
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -138,6 +172,13 @@ class RfLink:
         queue.extend(_Outgoing(destination, info, kind, charged=not priority) for info in infos)
         self.wake.set()
         return msg
+
+    def channel_shared_with(self, others: int) -> None:
+        """`others` stations were heard lately: background traffic takes at most its part
+        of the channel (`share_for`)."""
+        share = share_for(self.share, others)
+        if share != self.bucket.share:
+            self.bucket.set_share(share, self.clock())
 
     def queued(self, msg: int) -> bool:
         """Whether a fragment of message number `msg` still waits to go on the air."""
@@ -239,9 +280,14 @@ class RfLink:
         """Another station's frame was on the air: what we handed the TNC and believed gone
         waited meanwhile (carrier sense), so it leaves that much later. Without this the
         station keeps handing frames over while others talk, the TNC sends them all in one
-        long keying when the channel frees, and a collision then takes the whole lot."""
-        heard = self.ledger.cost(frame_bytes, keyed=True)
+        long keying when the channel frees, and a collision then takes the whole lot. A frame
+        that did not follow another one straight away began a keying: its TXDELAY and the
+        slot the TNC then waits count too."""
         now = self.clock()
+        heard = self.ledger.cost(frame_bytes, keyed=True)
+        if self.heard_at is None or now - self.heard_at > heard + KEYING_GAP:
+            heard += self.ledger.txdelay + KEYING_GAP
+        self.heard_at = now
         if self.busy_until > now - heard:
             self.busy_until += heard
 
@@ -319,4 +365,5 @@ class RfLink:
         return {"airtime": self.ledger.as_dict(), "queued": len(self.urgent) +
                 len(self.background), "refusedUnclaimed": self.refused_unclaimed,
                 "badFrames": self.bad_frames, "sendFailures": self.send_failures,
-                "lastId": self.last_id, "budgetTokens": round(self.bucket.tokens, 3)}
+                "lastId": self.last_id, "budgetTokens": round(self.bucket.tokens, 3),
+                "budgetShare": round(self.bucket.share, 4)}

@@ -42,10 +42,13 @@ Neighbours. An authenticated station becomes a routing neighbour (`Router.link_u
 `rf=True`, the fixed cost `link_cost.rf_base(MESHSITE_RF_BITRATE)` and periodic updates every
 `MESHSITE_RF_ROUTE_INTERVAL`), unless a LAN/IP link to it is up (then that one is its link).
 It is not pinged: its beacons are its heartbeat, and it stops being a neighbour when membership
-finds it unreachable. Trust sync (certificates, blacklist) runs when the link comes up and then
-at most every `TRUST_EVERY` sync intervals; catalog sync when the link comes up, when its
-beacon's catalog digest differs from ours and when ours changes, at most every
-`MESHSITE_RF_SYNC_INTERVAL` per neighbour, started by the station with the lower id (the
+finds it unreachable. Routing updates meant for every neighbour go on the air once, to `MESH`
+(`broadcast`, the router's `rf_broadcast`: Babel's multicast updates on an interface), and each
+station that holds our credential takes them as coming over its RF link to us (not when a
+LAN/IP link to us carries its routing). Trust sync (certificates, blacklist) runs when the
+link comes up and then at most every `TRUST_EVERY` sync intervals; catalog sync when the link
+comes up, when its beacon's catalog digest differs from ours and when ours changes, at most
+every `MESHSITE_RF_SYNC_INTERVAL` per neighbour, started by the station with the lower id (the
 other one starts too if the difference outlasts two intervals), and not while the neighbour
 is syncing with us (a sync request from it within `PEER_SYNCING` seconds): one session
 brings both sides level.
@@ -102,6 +105,7 @@ MAX_KINDS = 512
 TRUST_EVERY = 6  # trust syncs over RF at most every this many MESHSITE_RF_SYNC_INTERVAL
 MAX_ANSWERS = 64  # replies kept to send again when their request comes again
 
+ROUTING_TYPES = ("ROUTE_UPDATE", "SEQNO_REQUEST")
 _KIND_OF_TYPE = {"ROUTE_UPDATE": KIND_ROUTING, "SEQNO_REQUEST": KIND_ROUTING,
                  "FORWARD": KIND_REQUEST, "FORWARD_CHUNK": KIND_REQUEST}
 
@@ -176,18 +180,25 @@ class RfLinkSession(LinkSession):
         self.answer_msgs: dict[str, int] = {}  # ... and the RF message number it went as
         self.srtt: float | None = None  # smoothed round trip of a request and its reply
         self.rttvar = 0.0
+        self.backed_off: float | None = None  # the timeout doubled by a retry, until timed
         self.heard_ids: dict[str, None] = {}  # ids of the envelopes heard, oldest first
         self.kick = asyncio.Event()  # the peer asked for our credential: resend what waits
         self.established.set()
         self.last_heard = time.monotonic()
 
     def rto(self) -> float:
-        """Seconds to wait for a reply before sending a request again (first try)."""
+        """Seconds to wait for a reply before sending a request again (first try). After a
+        request had to go again, its backed-off timeout stays until a reply is timed again
+        (RFC 6298 5.5-5.7, Karn): on a congested channel every round trip is long, and
+        going back to the short one would send each request twice, adding to the load."""
+        if self.backed_off is not None:
+            return self.backed_off
         if self.srtt is None:
             return RTO_INITIAL
         return min(RTO_MAX, max(RTO_MIN, self.srtt + 4 * self.rttvar))
 
     def rtt_sample(self, seconds: float) -> None:
+        self.backed_off = None
         if self.srtt is None:
             self.srtt, self.rttvar = seconds, seconds / 2
             return
@@ -218,7 +229,7 @@ class RfLinkSession(LinkSession):
                 msg = self._transmit(text)
                 tries += 1
                 while rf.queued(msg) and not future.done() and time.monotonic() < deadline:
-                    await asyncio.wait({future}, timeout=1.0)
+                    await asyncio.wait({future}, timeout=0.25)
                 left_at = time.monotonic()
                 kicked_now = await self._await_reply(future, left_at + gap, deadline)
                 if future.done():
@@ -230,7 +241,7 @@ class RfLinkSession(LinkSession):
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"{type_} over RF: no reply in "
                                        f"{max(timeout, self.timeout_floor):g} s")
-                gap = min(gap * 2, RTO_MAX)
+                gap = self.backed_off = min(max(gap, self.backed_off or 0.0) * 2, RTO_MAX)
                 logger.info("RF request sent again", extra={"peer": self.peer_station_id,
                                                             "type": type_, "try": tries + 1})
         finally:
@@ -354,6 +365,19 @@ class RfNeighbours:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def broadcast(self, payload: dict[str, Any]) -> None:
+        """A routing message for every RF neighbour, in one transmission to `MESH` (the
+        router's `rf_broadcast`): the same signed envelope a link would send, which each
+        station that holds our credential takes as coming over its RF link to us."""
+        local = self._local()
+        if local is None:
+            raise rf_codec.RfCodecError("this station is not claimed: it does not transmit")
+        type_ = str(payload.get("type"))
+        envelope = protocol.build_envelope(type_=type_, sender=local.station_id,
+                                           payload=payload, sign=trust.sign,
+                                           ttl=settings.MESH_HOP_LIMIT)
+        self.radio.rf.send(rf_codec.encode_message(envelope), to=None, kind=kind_of(type_))
+
     # -- what we hear ------------------------------------------------------------------------
 
     async def on_beacon(self, beacon: rf_codec.Beacon, source: ax25.Address) -> None:
@@ -397,6 +421,10 @@ class RfNeighbours:
         if source.callsign != session.peer_callsign.upper():
             self._refuse(source, "wrong_callsign", f"sent as {source.callsign} by the station "
                                                    f"of {session.peer_callsign}")
+            return
+        if message_type in ROUTING_TYPES and linkbus.local_link(sender) is not session:
+            # A routing broadcast on the air from a station we now reach over a LAN/IP link:
+            # that link carries its routing (with the LAN-only view the air leaves out).
             return
         await session.hear(envelope)
 

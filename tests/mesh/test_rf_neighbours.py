@@ -4,11 +4,12 @@ encrypted or any LAN/IP-only (mailbox) message: the real RF link layer's queue s
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
 
-from mesh import ax25, protocol, rf_codec, trust
+from mesh import ax25, protocol, rf_codec, rf_neighbours, trust
 from mesh.rf_link import RfLink
 from mesh.rf_neighbours import (
     ANSWER_EVERY,
@@ -100,6 +101,37 @@ def test_the_retransmission_timeout_follows_the_round_trips_measured() -> None:
     assert 50.0 < session.rto() <= RTO_MAX
     session.rtt_sample(1000.0)
     assert session.rto() == RTO_MAX
+
+
+@pytest.mark.django_db
+async def test_a_timeout_backed_off_by_a_retry_stays_until_a_reply_is_timed(monkeypatch) -> None:
+    monkeypatch.setattr(rf_neighbours, "RTO_INITIAL", 0.5)
+    monkeypatch.setattr(rf_neighbours, "RTO_MIN", 0.05)
+    monkeypatch.setattr(rf_neighbours, "RTO_MAX", 2.0)
+    me = ax25.Address("DL1A", 10)
+    rf = RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=1.0,
+                id_interval=600, beacon_body=lambda: b"")
+    session = _session(rf)
+    session.timeout_floor = 3.0
+    sent = 0
+
+    async def on_the_air() -> None:  # every frame goes at once; no reply ever comes
+        nonlocal sent
+        while True:
+            sent += sum(1 for item in rf.background if item.info[4] == 0)
+            rf.background.clear()
+            await asyncio.sleep(0.01)
+
+    air = asyncio.create_task(on_the_air())
+    try:
+        with pytest.raises(TimeoutError, match="no reply in 3 s"):
+            await session.request("CONTENT_SYNC", {"ranges": []}, timeout=3.0)
+    finally:
+        air.cancel()
+    assert sent == 3  # the wait doubled at each try: 0.5 s, then 1 s, then 2 s (cut at 3 s)
+    assert session.rto() == 2.0  # the next request starts from the backed-off timeout ...
+    session.rtt_sample(0.1)
+    assert session.rto() == pytest.approx(0.3)  # ... until a reply is timed: 0.1 + 4 x 0.05
 
 
 def _neighbours(rf: RfLink, local: trust.LocalStation) -> RfNeighbours:

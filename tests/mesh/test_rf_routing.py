@@ -72,12 +72,14 @@ def _routes(station: StationProcess) -> dict[str, dict]:
     return {row["callsign"]: row for row in data["routes"]}
 
 
-def _rf_routes_complete(stations: list[StationProcess]) -> bool:
+def _rf_mesh_complete(stations: list[StationProcess]) -> bool:
+    """Every claimed station holds the other two's credentials (RF neighbours) and a route
+    to each."""
     for station, call in zip(stations, CALLS, strict=True):
-        routes = _routes(station)
-        for other in CALLS:
-            if other != call and other not in routes:
-                return False
+        others = set(CALLS) - {call}
+        neighbours = station.get("/api/status")[1]["rf"].get("neighbours") or []
+        if not others <= set(neighbours) or not others <= set(_routes(station)):
+            return False
     return True
 
 
@@ -100,10 +102,11 @@ def test_three_stations_route_sync_and_fetch_over_the_air(tmp_path) -> None:
                                                   callsign=s[2]), specs))
                 list(pool.map(lambda station: station.start(timeout=240), stations))
             claimed, silent = stations[:3], stations[3]
-            took = wait_for(lambda: _rf_routes_complete(claimed), 420,
-                            "every claimed station has a route to the other two over RF",
+            took = wait_for(lambda: _rf_mesh_complete(claimed), 420,
+                            "every claimed station is an RF neighbour of the other two, with "
+                            "a route to each",
                             interval=1)
-            print(f"\nroutes over RF after {took:.0f} s")
+            print(f"\nneighbours and routes over RF after {took:.0f} s")
             first = _routes(claimed[0])
             for call in CALLS[1:]:
                 assert first[call]["cost"] >= rf_base(1200), first[call]
