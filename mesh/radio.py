@@ -35,7 +35,13 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from mesh import ax25, kiss, registry, rf_codec, services, trust
-from mesh.rf_link import HEARD_WINDOW, RfLink, persistence_for
+from mesh.rf_link import (
+    COLD_START,
+    COLD_START_OTHERS,
+    HEARD_WINDOW,
+    RfLink,
+    persistence_for,
+)
 from mesh.rf_neighbours import RfNeighbours
 from mesh.tnc import TncLink, parse_kiss_url
 
@@ -76,6 +82,7 @@ class Radio:
                          ready=lambda: self.link.connected)
         self.heard: dict[str, float] = {}  # AX.25 source -> unix time last heard
         self.persistence = persistence_for(0)  # the TNC's, set as stations are heard
+        self.started = time.monotonic()
         self.undecodable = 0
         self.digest = b""
         self.refused_beacons = 0
@@ -136,6 +143,8 @@ class Radio:
         since = time.time() - HEARD_WINDOW
         others = sum(1 for source, at in self.heard.items()
                      if at >= since and (me is None or source != str(me)))
+        if time.monotonic() - self.started < COLD_START:
+            others = max(others, COLD_START_OTHERS)
         self.persistence = persistence_for(others)
         self.rf.channel_shared_with(others)
         await self.link.set_parameter(kiss.Command.PERSISTENCE, self.persistence)
@@ -208,6 +217,8 @@ class Radio:
             await asyncio.sleep(DIGEST_EVERY)
 
     async def run(self) -> None:
+        self.started = time.monotonic()
+        await self.tune_access()
         tasks = [asyncio.ensure_future(job) for job in (self.link.run(), self.rf.run(),
                                                         self.digest_loop())]
         try:

@@ -179,6 +179,28 @@ def forward_source(kind: str) -> ForwardSource | None:
 
 # --- presence on the air ----------------------------------------------------------------------
 
+CredentialListener = Callable[[dict[str, Any]], Any]
+_credential_listeners: list[CredentialListener] = []
+
+
+def register_credential_listener(listener: CredentialListener) -> None:
+    """An app that wants every station credential this station verified (heard on the air):
+    the catalog keeps it as an origin, so entries pulled later need not carry it again."""
+    if listener not in _credential_listeners:
+        _credential_listeners.append(listener)
+
+
+def credential_verified(credential: dict[str, Any]) -> None:
+    """Tell the apps (sync code: call it in a thread); a listener that fails is logged."""
+    for listener in list(_credential_listeners):
+        try:
+            listener(credential)
+        except Exception as exc:
+            logger.info("credential listener refused", extra={
+                "listener": getattr(listener, "__qualname__", str(listener)),
+                "error": f"{type(exc).__name__}: {exc}"})
+
+
 PresenceDigest = Callable[[], bytes]
 _presence_digest: list[PresenceDigest] = []
 

@@ -48,10 +48,11 @@ KIND_ID = "id"
 KIND_NACK = "nack"
 KIND_REPEAT = "repeat"
 ID_SAFETY = 5.0  # seconds: an ID is planned at least this long before the interval ends
-# Each ID is planned at 70-80 % of the interval: on a busy channel (routing, sync and requests
-# of several stations) carrier sense and the frames already handed to the TNC delay it by
-# several seconds (6 s seen with three stations at 1200 bit/s and a 60 s interval).
-ID_PLAN = (0.70, 0.80)
+# Each ID is planned at 60-70 % of the interval: on a busy channel (routing, sync and requests
+# of several stations) carrier sense and the frames already in the TNC delay it, by tens of
+# seconds while the stations' first minutes crowd the channel (32 s seen with three stations
+# at 1200 bit/s and 10 % loss). At the default 600 s that is an ID beacon every 6-7 minutes.
+ID_PLAN = (0.60, 0.70)
 # Channel access (p-persistence, done by the TNC): when the channel turns idle, every station
 # with frames waiting keys up with probability P/256 in each slot time. Stations that all
 # waited for the same transmission to end decide in the same slots, so two that key up
@@ -61,6 +62,15 @@ ID_PLAN = (0.70, 0.80)
 PERSISTENCE_MAX = 63
 PERSISTENCE_MIN = 7
 KEYING_GAP = 0.1  # seconds: a slot time; frames further apart were separate keyings
+# The TNC waits for every carrier it senses, but the station decodes only part of them (lost
+# frames, collisions): what it heard counts a quarter more, so its estimate of when its frames
+# leave the TNC errs late, and frames cannot pile up there unseen while the channel stays busy.
+HEARD_MARGIN = 1.25
+# A station that has just come on the air has not yet heard who shares the channel: for its
+# first minutes it assumes two others (persistence and budget), as the first minutes of
+# several stations (beacons, credentials asked and sent) crowd the channel most.
+COLD_START = 180.0
+COLD_START_OTHERS = 2
 HEARD_WINDOW = 600.0  # seconds: a station heard this recently competes for the channel
 
 
@@ -284,12 +294,13 @@ class RfLink:
         that did not follow another one straight away began a keying: its TXDELAY and the
         slot the TNC then waits count too."""
         now = self.clock()
-        heard = self.ledger.cost(frame_bytes, keyed=True)
-        if self.heard_at is None or now - self.heard_at > heard + KEYING_GAP:
+        frame = self.ledger.cost(frame_bytes, keyed=True)
+        heard = frame
+        if self.heard_at is None or now - self.heard_at > frame + KEYING_GAP:
             heard += self.ledger.txdelay + KEYING_GAP
         self.heard_at = now
-        if self.busy_until > now - heard:
-            self.busy_until += heard
+        if self.busy_until > now - frame:
+            self.busy_until += heard * HEARD_MARGIN
 
     async def on_frame(self, raw: bytes) -> None:
         try:

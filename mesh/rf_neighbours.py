@@ -45,8 +45,9 @@ It is not pinged: its beacons are its heartbeat, and it stops being a neighbour 
 finds it unreachable. Routing updates meant for every neighbour go on the air once, to `MESH`
 (`broadcast`, the router's `rf_broadcast`: Babel's multicast updates on an interface), and each
 station that holds our credential takes them as coming over its RF link to us (not when a
-LAN/IP link to us carries its routing). Trust sync (certificates, blacklist) runs when the
-link comes up and then at most every `TRUST_EVERY` sync intervals; catalog sync when the link
+LAN/IP link to us carries its routing). Trust sync (certificates, blacklist) runs after the
+catalog's when the link comes up and then at most every `TRUST_EVERY` sync intervals; catalog
+sync when the link
 comes up, when its beacon's catalog digest differs from ours and when ours changes, at most
 every `MESHSITE_RF_SYNC_INTERVAL` per neighbour, started by the station with the lower id (the
 other one starts too if the difference outlasts two intervals), and not while the neighbour
@@ -180,25 +181,22 @@ class RfLinkSession(LinkSession):
         self.answer_msgs: dict[str, int] = {}  # ... and the RF message number it went as
         self.srtt: float | None = None  # smoothed round trip of a request and its reply
         self.rttvar = 0.0
-        self.backed_off: float | None = None  # the timeout doubled by a retry, until timed
         self.heard_ids: dict[str, None] = {}  # ids of the envelopes heard, oldest first
         self.kick = asyncio.Event()  # the peer asked for our credential: resend what waits
         self.established.set()
         self.last_heard = time.monotonic()
 
     def rto(self) -> float:
-        """Seconds to wait for a reply before sending a request again (first try). After a
-        request had to go again, its backed-off timeout stays until a reply is timed again
-        (RFC 6298 5.5-5.7, Karn): on a congested channel every round trip is long, and
-        going back to the short one would send each request twice, adding to the load."""
-        if self.backed_off is not None:
-            return self.backed_off
+        """Seconds to wait for a reply before sending a request again (first try). Unlike
+        TCP (RFC 6298 5.5), a timeout backed off by a retry does not carry over to the next
+        request: on the air most requests that go again were lost (10 % of frames, and
+        collisions), not delayed by congestion (the budget keeps the channel below it), and
+        the answering side does not answer twice while its reply still waits to go."""
         if self.srtt is None:
             return RTO_INITIAL
         return min(RTO_MAX, max(RTO_MIN, self.srtt + 4 * self.rttvar))
 
     def rtt_sample(self, seconds: float) -> None:
-        self.backed_off = None
         if self.srtt is None:
             self.srtt, self.rttvar = seconds, seconds / 2
             return
@@ -241,7 +239,7 @@ class RfLinkSession(LinkSession):
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"{type_} over RF: no reply in "
                                        f"{max(timeout, self.timeout_floor):g} s")
-                gap = self.backed_off = min(max(gap, self.backed_off or 0.0) * 2, RTO_MAX)
+                gap = min(gap * 2, RTO_MAX)
                 logger.info("RF request sent again", extra={"peer": self.peer_station_id,
                                                             "type": type_, "try": tries + 1})
         finally:
@@ -344,6 +342,7 @@ class RfNeighbours:
         self.synced: dict[str, float] = {}
         self.trusted_at: dict[str, float] = {}  # neighbour -> when trust last synced with it
         self.syncing: set[str] = set()
+        self.again: set[str] = set()  # our catalog changed while syncing with these
         self.differs_since: dict[str, float] = {}
         self.cost = link_cost.rf_base(settings.RF_BITRATE)
         self.refused = 0
@@ -523,6 +522,7 @@ class RfNeighbours:
         await _db(trust.certificate_import)({"fingerprint": proven.fingerprint,
                                              "certificate": credential.get("certificate"),
                                              "chain": credential.get("chain") or []})
+        await _db(registry.credential_verified)(credential)  # the catalog: a known origin
         self.asked.pop(proven.station_id, None)
         logger.info("RF credential verified", extra={"station": proven.station_id,
                                                      "callsign": proven.callsign})
@@ -641,26 +641,33 @@ class RfNeighbours:
         self._spawn(self._sync(session))
 
     def catalog_changed(self) -> None:
-        """Our catalog digest changed: sync with every neighbour (within the same limits)."""
+        """Our catalog digest changed: sync with every neighbour (within the same limits);
+        with one a sync is under way with, once more when it ends (it may have passed the
+        catalog already)."""
         for session in list(self.sessions.values()):
             if not session.closed:
+                if session.peer_station_id in self.syncing:
+                    self.again.add(session.peer_station_id)
                 self.maybe_sync(session, None)
 
     async def _sync(self, session: RfLinkSession) -> None:
-        """Trust (certificates, blacklist) when the link comes up and then at most every
-        `TRUST_EVERY` syncs' interval; the apps' syncs (the catalog) every time."""
+        """The apps' syncs (the catalog) every time, then trust (certificates, blacklist)
+        when the link comes up and then at most every `TRUST_EVERY` syncs' interval. The
+        catalog goes first on the air (on a LAN link trust does): the credentials heard
+        already brought the neighbours' owner certificates, and each trust exchange costs
+        two round trips of minutes before an entry could cross."""
         from mesh import gossip
 
         peer = session.peer_station_id
         started = time.monotonic()
         try:
             counts: dict[str, int] = {}
+            await gossip.sync_apps(session)
             last_trust = self.trusted_at.get(peer)
             if last_trust is None or started - last_trust >= TRUST_EVERY * \
                     settings.RF_SYNC_INTERVAL:
                 counts = await gossip.sync_link(session, peers=False)
                 self.trusted_at[peer] = started
-            await gossip.sync_apps(session)
             logger.info("RF sync done", extra={"peer": peer, **counts,
                                                "seconds": round(time.monotonic() - started)})
             self.differs_since.pop(peer, None)
@@ -669,6 +676,10 @@ class RfNeighbours:
                                                  "error": f"{type(exc).__name__}: {exc}"})
         finally:
             self.syncing.discard(peer)
+            if peer in self.again and not session.closed:
+                self.again.discard(peer)
+                self.synced.pop(peer, None)
+                self.maybe_sync(session, None)
 
     async def stop(self) -> None:
         for task in list(self.tasks):
