@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import websockets
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from mesh import (
     gossip,
@@ -45,6 +43,7 @@ from mesh import (
     services,
     trust,
 )
+from mesh.dbcall import db as _db
 from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkSession
 from mesh.models import Peer
 from meshsite.redisconn import get_async_redis
@@ -55,13 +54,6 @@ DAEMON_KEY = "meshsite:mesh:daemon"
 UNCLAIMED_REFUSAL = "refused: unclaimed"
 UNCLAIMED_RETRY = 3.0  # seconds between dials of a peer that is not claimed yet
 
-
-def _db(fn: Any) -> Any:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(wrapped, thread_sensitive=True)
 
 
 @dataclass

@@ -30,11 +30,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from mesh import ax25, kiss, registry, rf_codec, services, trust
+from mesh.dbcall import db as _db
 from mesh.rf_link import (
     COLD_START,
     COLD_START_OTHERS,
@@ -57,13 +56,6 @@ DIGEST_EVERY = 30.0
 MAX_HEARD = 50
 BEACON_WINDOW_MS = 10 * 60 * 1000  # a beacon older or newer than this is not presence
 
-
-def _db(fn: Any) -> Any:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(wrapped, thread_sensitive=True)
 
 
 class Radio:

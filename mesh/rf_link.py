@@ -7,7 +7,7 @@
   callsign with `MESHSITE_RF_SSID`) or None while the station is unclaimed, and then nothing is
   ever sent (what was queued is dropped and counted). Every frame's source is that address.
 - Identification (Part 97.119): the ID beacon goes out when the station comes on the air and
-  then at least every `id_interval` seconds (each one planned at 70-80 % of the interval and
+  then at least every `id_interval` seconds (each one planned at 60-70 % of the interval and
   at least 5 s before it ends, so channel delays do not push it past), and a short ID frame
   ends every transmission sequence
   (nothing left to send) that carried anything else since the last ID, unless an ID went out

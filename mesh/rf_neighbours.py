@@ -66,11 +66,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from mesh import ax25, link_cost, linkbus, protocol, registry, rf_codec, trust
+from mesh.dbcall import db as _db
 from mesh.links import LinkRefused, LinkSession
 
 if TYPE_CHECKING:
@@ -114,13 +113,6 @@ _KIND_OF_TYPE = {"ROUTE_UPDATE": KIND_ROUTING, "SEQNO_REQUEST": KIND_ROUTING,
 def kind_of(message_type: str) -> str:
     return _KIND_OF_TYPE.get(message_type, KIND_SYNC)
 
-
-def _db(fn: Any) -> Any:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(wrapped, thread_sensitive=True)
 
 
 class CredentialStore:

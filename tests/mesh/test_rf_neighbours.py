@@ -46,11 +46,16 @@ async def _nothing(_frame: bytes) -> None:
     return None
 
 
+def _rf_link(*, share: float = 0.1, claimed: bool = True) -> RfLink:
+    """The link layer of DL1A-10 (None: unclaimed), its frames going nowhere."""
+    me = ax25.Address("DL1A", 10) if claimed else None
+    return RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=share,
+                  id_interval=600, beacon_body=lambda: b"")
+
+
 @pytest.mark.django_db
 async def test_encrypted_and_mailbox_messages_never_reach_the_air() -> None:
-    me = ax25.Address("DL1A", 10)
-    rf = RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=0.1,
-                id_interval=600, beacon_body=lambda: b"")
+    rf = _rf_link()
     local = trust.LocalStation("a" * 32, "DL1A", "f1" * 32, {"stationId": "a" * 32})
     peer = trust.ProvenStation("b" * 32, "DL2B", "f2" * 32, "")
     session = RfLinkSession(neighbours=SimpleNamespace(radio=SimpleNamespace(rf=rf)),
@@ -73,9 +78,7 @@ def _session(rf: RfLink) -> RfLinkSession:
 
 @pytest.mark.django_db
 async def test_a_request_heard_again_gets_the_reply_again_once_the_first_has_gone() -> None:
-    me = ax25.Address("DL1A", 10)
-    rf = RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=0.1,
-                id_interval=600, beacon_body=lambda: b"")
+    rf = _rf_link()
     session = _session(rf)
     request = {"id": "c" * 32, "type": "CONTENT_DEMAND", "req": True}
     session.heard_ids[request["id"]] = None  # heard and answered before
@@ -89,8 +92,7 @@ async def test_a_request_heard_again_gets_the_reply_again_once_the_first_has_gon
 
 
 def test_the_retransmission_timeout_follows_the_round_trips_measured() -> None:
-    rf = RfLink(send_frame=_nothing, identity=lambda: None, bitrate=1200, share=0.1,
-                id_interval=600, beacon_body=lambda: b"")
+    rf = _rf_link(claimed=False)
     session = _session(rf)
     assert session.rto() == RTO_INITIAL  # nothing measured yet
     for _ in range(20):
@@ -109,9 +111,7 @@ async def test_a_request_goes_again_after_the_timeout_doubling_and_the_next_star
     monkeypatch.setattr(rf_neighbours, "RTO_INITIAL", 0.5)
     monkeypatch.setattr(rf_neighbours, "RTO_MIN", 0.05)
     monkeypatch.setattr(rf_neighbours, "RTO_MAX", 2.0)
-    me = ax25.Address("DL1A", 10)
-    rf = RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=1.0,
-                id_interval=600, beacon_body=lambda: b"")
+    rf = _rf_link(share=1.0)
     session = _session(rf)
     session.timeout_floor = 3.0
     sent = 0
@@ -144,9 +144,7 @@ def _messages(rf: RfLink) -> int:
 
 @pytest.mark.django_db
 async def test_a_credential_that_does_not_come_is_asked_for_less_and_less_often() -> None:
-    me = ax25.Address("DL1A", 10)
-    rf = RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=0.1,
-                id_interval=600, beacon_body=lambda: b"")
+    rf = _rf_link()
     local = trust.LocalStation("a" * 32, "DL1A", "f1" * 32, {"stationId": "a" * 32})
     neighbours = _neighbours(rf, local)
     station, there = "b" * 32, ax25.Address("DL2B", 10)
@@ -166,9 +164,7 @@ async def test_a_credential_that_does_not_come_is_asked_for_less_and_less_often(
 
 @pytest.mark.django_db
 async def test_our_credential_is_sent_at_most_once_a_minute_to_each_asking_station() -> None:
-    me = ax25.Address("DL1A", 10)
-    rf = RfLink(send_frame=_nothing, identity=lambda: me, bitrate=1200, share=0.1,
-                id_interval=600, beacon_body=lambda: b"")
+    rf = _rf_link()
     local = trust.LocalStation("a" * 32, "DL1A", "f1" * 32, {"stationId": "a" * 32,
                                                                "callsign": "DL1A"})
     neighbours = _neighbours(rf, local)
