@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Max, QuerySet, Sum
 
 from catalog.changes import VERSION_KEY
-from catalog.models import ContentEntry, PeerPenalty
+from catalog.models import ContentEntry, OriginStation, PeerPenalty
 from catalog.reconcile import Catalog
 from meshsite.redisconn import get_redis
 
@@ -97,3 +97,11 @@ def body_holders(entry: ContentEntry) -> list[dict[str, Any]]:
         })
     holders.sort(key=lambda holder: holder["key"])
     return holders
+
+
+def known_origins(limit: int) -> list[str]:
+    """The station ids of the origin stations whose credentials we hold, when they are at
+    most `limit` (a pull names them so their credentials do not come again); else none."""
+    ids = list(OriginStation.objects.exclude(credential={}).order_by("station_id")
+               .values_list("station_id", flat=True)[:limit + 1])
+    return ids if len(ids) <= limit else []

@@ -7,7 +7,8 @@ The mesh runs `catalog_link_sync` on every link meshd holds at each gossip round
    way until both sides know the symmetric difference of their catalogs: `need` (entry ids the
    peer has and we lack) and `have` (ours it lacks). Cost grows with the differences.
 2. CONTENT_ENTRIES: we pull the signed entries we need (with the credentials of their origin
-   stations, so the entries can be checked) and push the ones the peer lacks. Metadata only:
+   stations, so the entries can be checked, but those we name as known: a credential is
+   kilobytes, minutes on the air) and push the ones the peer lacks. Metadata only:
    bodies follow the replication policy (`catalog.tasks.replicate`).
 3. CONTENT_DEMAND: request counts of priority-2 entries, so "popular" means popular across the
    mesh, not only here.
@@ -40,6 +41,7 @@ CONTENT_DEMAND = "CONTENT_DEMAND"
 
 MAX_ROUNDS = 200          # reconciliation round trips per session (a runaway peer stops here)
 ENTRIES_PER_MESSAGE = 100  # signed entries per CONTENT_ENTRIES message
+MAX_KNOWN_ORIGINS = 64  # origin stations a pull names as known (more: none are named)
 DEMAND_PER_MESSAGE = 500
 
 
@@ -78,8 +80,10 @@ def _entry_ids(value: Any, limit: int) -> list[str]:
 # --- what we send --------------------------------------------------------------------------
 
 
-def entries_payload(entry_ids: list[str]) -> dict[str, Any]:
-    """The signed entries named, with the credentials of their origin stations."""
+def entries_payload(entry_ids: list[str], known: frozenset[str] = frozenset()
+                    ) -> dict[str, Any]:
+    """The signed entries named, with the credentials of their origin stations (but those
+    the asking station says it holds already, `known`: each is kilobytes)."""
     from certificates.services import station_credential
 
     rows = list(ContentEntry.objects.filter(entry_id__in=entry_ids))
@@ -87,7 +91,7 @@ def entries_payload(entry_ids: list[str]) -> dict[str, Any]:
     own = station_credential()
     for row in rows:
         sid = row.origin_station_id
-        if sid in origins:
+        if sid in origins or sid in known:
             continue
         if own and own["stationId"] == sid:
             origins[sid] = own
@@ -172,7 +176,12 @@ async def on_content_sync(link: LinkContext, payload: dict[str, Any]) -> dict[st
 async def on_content_entries(link: LinkContext, payload: dict[str, Any]) -> dict[str, Any]:
     if "want" in payload:
         ids = _entry_ids(payload["want"], ENTRIES_PER_MESSAGE)
-        return await sync_to_async(entries_payload)(ids)
+        known = payload.get("known") or []
+        if not isinstance(known, list) or len(known) > MAX_KNOWN_ORIGINS or not all(
+                isinstance(item, str) and len(item) == 32 for item in known):
+            raise MeshHandlerError("bad_entries", f"known must be a list of at most "
+                                                  f"{MAX_KNOWN_ORIGINS} station ids")
+        return await sync_to_async(entries_payload)(ids, frozenset(known))
     return await sync_to_async(entries_receive)(payload, peer_station_id=link.peer_station_id,
                                                 peer_callsign=link.peer_callsign)
 
@@ -206,9 +215,12 @@ async def catalog_link_sync(link: Any) -> dict[str, int]:
               "need": len(initiator.need), "have": len(initiator.have), "stored": 0,
               "refused": 0, "pushed": 0}
     need = sorted(item.id.hex() for item in initiator.need)
+    known = await sync_to_async(selectors.known_origins)(MAX_KNOWN_ORIGINS) if need else []
     for start in range(0, len(need), ENTRIES_PER_MESSAGE):
-        reply = await link.request(CONTENT_ENTRIES,
-                                   {"want": need[start:start + ENTRIES_PER_MESSAGE]})
+        want: dict[str, Any] = {"want": need[start:start + ENTRIES_PER_MESSAGE]}
+        if known:
+            want["known"] = known  # their credentials need not come again
+        reply = await link.request(CONTENT_ENTRIES, want)
         got = await sync_to_async(entries_receive)(reply, peer_station_id=link.peer_station_id,
                                                    peer_callsign=link.peer_callsign)
         counts["stored"] += got["stored"]
@@ -225,6 +237,12 @@ async def catalog_link_sync(link: Any) -> dict[str, int]:
     return counts
 
 
+def origin_known(credential: dict[str, Any]) -> None:
+    """A station credential the mesh verified (heard on the air): kept as an origin, so a
+    pull names it as known and its entries come without it."""
+    services.origin_credential_accept(credential=credential)
+
+
 def catalog_digest() -> bytes:
     """Six bytes naming the whole catalog (the reconciliation's range fingerprint), for the RF
     ID beacon: a station hearing its own digest has nothing to reconcile."""
@@ -235,11 +253,20 @@ def catalog_digest() -> bytes:
 
 
 def register() -> None:
-    from mesh.registry import register_handler, register_link_sync, register_presence_digest
+    from mesh.registry import (
+        register_credential_listener,
+        register_handler,
+        register_link_sync,
+        register_presence_digest,
+        register_sync_type,
+    )
 
     register_presence_digest(catalog_digest)
+    register_credential_listener(origin_known)
     register_handler(CONTENT_SYNC, on_content_sync)
     register_handler(CONTENT_ENTRIES, on_content_entries)
     register_handler(CONTENT_DEMAND, on_content_demand)
     register_link_sync("catalog", catalog_link_sync)
+    for message_type in (CONTENT_SYNC, CONTENT_ENTRIES, CONTENT_DEMAND):
+        register_sync_type(message_type)
 

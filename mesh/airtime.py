@@ -8,6 +8,10 @@ longer than the bucket still goes, and over any window of W seconds background t
 most `capacity + share * W` plus one message. Requests an operator or a client makes are not
 held by the bucket (they are what the channel is for) and go first.
 
+`SyncPacer` holds the same rule on a LAN/IP link: its tokens are seconds of the link's time at
+the bandwidth `mesh.link_cost` measured for it, refilled at `MESHSITE_MESH_SYNC_SHARE` (0.10),
+so sync (trust, catalog) uses at most that share of every link, whatever its kind.
+
 `AirtimeLedger` adds up what went on the air per kind of traffic, for `/api/status` and the
 benchmark.
 """
@@ -59,6 +63,15 @@ class AirtimeBucket:
         self._refill(now)
         self.tokens -= seconds
 
+    def set_share(self, share: float, now: float) -> None:
+        """Refill at `share` from now on, holding the same window's worth (a debt stays)."""
+        if not 0 < share <= 1:
+            raise ValueError(f"air-time share {share} must be above 0 and at most 1")
+        self._refill(now)
+        window = self.capacity / self.share
+        self.share, self.capacity = share, share * window
+        self.tokens = min(self.tokens, self.capacity)
+
 
 @dataclass
 class AirtimeLedger:
@@ -91,3 +104,21 @@ class AirtimeLedger:
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {kind: {"seconds": round(self.seconds[kind], 3), "frames": self.frames[kind],
                        "bytes": self.bytes[kind]} for kind in sorted(self.seconds)}
+
+
+class SyncPacer:
+    """Sync traffic on one link within `share` of its bandwidth: `wait(nbytes, bandwidth_bps,
+    now)` returns 0 and charges the message (its bytes at the bandwidth, in seconds of link
+    time), or the seconds to wait before asking again. Unknown bandwidth: no pacing."""
+
+    def __init__(self, *, share: float, now: float, window: float = 60.0) -> None:
+        self.bucket = AirtimeBucket.for_channel(share=share, now=now, window=window)
+
+    def wait(self, nbytes: int, bandwidth_bps: float | None, now: float) -> float:
+        if not bandwidth_bps or bandwidth_bps <= 0:
+            return 0.0
+        if not self.bucket.ready(now):
+            # At least a millisecond: a debt of a rounding error must still let time pass.
+            return max(self.bucket.wait_time(now), 0.001)
+        self.bucket.take(nbytes / bandwidth_bps, now)
+        return 0.0

@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import websockets
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from mesh import (
     gossip,
@@ -45,6 +43,7 @@ from mesh import (
     services,
     trust,
 )
+from mesh.dbcall import db as _db
 from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkSession
 from mesh.models import Peer
 from meshsite.redisconn import get_async_redis
@@ -55,13 +54,6 @@ DAEMON_KEY = "meshsite:mesh:daemon"
 UNCLAIMED_REFUSAL = "refused: unclaimed"
 UNCLAIMED_RETRY = 3.0  # seconds between dials of a peer that is not claimed yet
 
-
-def _db(fn: Any) -> Any:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(wrapped, thread_sensitive=True)
 
 
 @dataclass
@@ -130,6 +122,7 @@ class MeshDaemon:
                 self.router.expire_loop, self.route_ping_loop]
         if settings.RF_KISS:
             self.radio = radio.Radio(url=settings.RF_KISS, redis=self.redis, daemon=self)
+            self.router.rf_broadcast = self.radio.neighbours.broadcast
             jobs.append(self.radio.run)
             logger.info("radio starting", extra={"tnc": settings.RF_KISS})
         for job in jobs:
@@ -276,6 +269,10 @@ class MeshDaemon:
 
     async def record(self, peer: KnownPeer, transition: membership.Transition) -> None:
         member = self.table.members[str(peer.pk)]
+        if transition.new == membership.UNREACHABLE and peer.station_id and \
+                self.radio is not None:
+            # Its beacons stopped: the RF link is gone (RF links are not pinged).
+            await self.radio.neighbours.close(peer.station_id, "unreachable on the air")
         self.last_db_write[peer.pk] = time.monotonic()
         logger.info("mesh peer state", extra={
             "station": peer.station_id or "-", "endpoint": peer.endpoint,
@@ -407,6 +404,8 @@ class MeshDaemon:
             if kind == "route" and isinstance(event.get("payload"), dict):
                 await self.router.receive(peer, event["payload"])
             elif kind == "link_up":
+                if self.radio is not None:
+                    await self.radio.neighbours.yield_to_lan(peer)
                 await self.router.link_up(peer, str(event.get("callsign") or ""))
             elif kind == "link_down":
                 await self.link_gone(peer, "accepted link closed")
@@ -420,6 +419,9 @@ class MeshDaemon:
         if station_id in await linkbus.linked_peers():
             return
         await self.router.link_down(station_id, reason)
+        rf = self.radio.neighbours.session_for(station_id) if self.radio is not None else None
+        if rf is not None:
+            await self.radio.neighbours.attach(rf)  # the station is still heard on the air
 
     # -- identity --------------------------------------------------------------------------
 
@@ -441,6 +443,8 @@ class MeshDaemon:
         for link in stale:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.shutdown(CLOSE_IDENTITY), 1)
+        if self.radio is not None:
+            await self.radio.neighbours.close_all("our identity changed")
         if local.credential is None:
             for endpoint in list(self.dialers):
                 self.dialers.pop(endpoint).cancel()

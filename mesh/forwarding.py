@@ -51,7 +51,7 @@ CHUNK = 32 * 1024
 WINDOW = 4
 STATE_PREFIX = "meshsite:mesh:fwd:"
 SEEN_PREFIX = "meshsite:mesh:fwdseen:"
-STATE_TTL = 120
+STATE_TTL = 600  # seconds after the last chunk: a chunk over RF takes minutes
 SEEN_TTL = 600
 MAX_REQUEST_BYTES = 4096
 _RID = re.compile(r"^[0-9a-f]{32}$")
@@ -303,6 +303,7 @@ class Fetch:
         self.first_hop = ""
         self.wait = _hop_timeout(self.ttl) + 2
         self.meta: dict[str, Any] = {}
+        self.chunk = CHUNK  # smaller when the first hop is a slow link (RF: its `max_chunk`)
 
     async def open(self) -> dict[str, Any]:
         lan_only = registry.forward_lan_only(self.kind)
@@ -323,6 +324,8 @@ class Fetch:
         first, hops = found
         self.first_hop = first
         self.wait = _wait(self.ttl, hops) + 2
+        hints = await linkbus.link_hints(first)
+        self.chunk = max(1, min(CHUNK, int(hints.get("chunk") or CHUNK)))
         signature = trust.sign(signed_message(  # inline: the key is cached, signing is fast
             self.rid, local.station_id, self.dest, self.kind, self.request))
         await _first_time(self.rid)  # our own request coming back is a loop
@@ -346,19 +349,19 @@ class Fetch:
         replies = await asyncio.gather(*(
             linkbus.request(self.first_hop, FORWARD_CHUNK,
                             {"rid": self.rid, "offset": offset,
-                             "length": min(CHUNK, size - offset)},
+                             "length": min(self.chunk, size - offset)},
                             self.wait) for offset in offsets))
         out = []
         for offset, reply in zip(offsets, replies, strict=True):
             data = base64.b64decode(reply.get("data") or "")
-            if len(data) != min(CHUNK, size - offset):
+            if len(data) != min(self.chunk, size - offset):
                 raise ForwardError("short_chunk", f"chunk at {offset} has {len(data)} bytes")
             out.append(data)
         return out
 
     def offsets(self) -> Iterator[list[int]]:
         size = self.meta["size"]
-        every = list(range(0, size, CHUNK))
+        every = list(range(0, size, self.chunk))
         for start in range(0, len(every), WINDOW):
             yield every[start:start + WINDOW]
 

@@ -121,6 +121,8 @@ def register_builtin_handlers() -> None:
     registry.register_handler(protocol.CERT_SYNC, on_cert_sync)
     registry.register_handler(protocol.BLACKLIST_UPDATE, on_blacklist_update)
     registry.register_handler(protocol.PING, on_ping)
+    for message_type in (protocol.CERT_SYNC, protocol.BLACKLIST_UPDATE, protocol.PEER_LIST):
+        registry.register_sync_type(message_type)
     from mesh import distance_vector, forwarding, router
 
     registry.register_handler(distance_vector.UPDATE_TYPE, router.on_routing_message)
@@ -174,7 +176,7 @@ async def sync_link(link: Any, *, peers: bool = True, timeout: float = 10.0) -> 
 async def sync_apps(link: Any) -> None:
     """The link syncs other apps registered (`registry.register_link_sync`); one failing does
     not stop the others."""
-    for name, sync in registry.link_syncs():
+    for name, sync in registry.link_syncs(rf=getattr(link, "kind", "lan") == "rf"):
         try:
             await sync(link)
         except Exception as exc:

@@ -154,3 +154,19 @@ class LinkStats:
         """The link's current cost (INFINITY once a whole window of pings went unanswered)."""
         return cost(rtt_s=self.srtt, loss=self.loss(), bandwidth_bps=self.bandwidth_bps,
                     base=self.base)
+
+
+RF_MAX_BASE = 6000  # ten RF hops (the hop limit) still add up to less than INFINITY
+RF_BITRATE_TERM = 2_400_000  # bit/s: 2000 at 1200 bit/s, 250 at 9600
+
+
+def rf_base(bitrate: int) -> int:
+    """The fixed cost of an RF link at `bitrate` bit/s: the costliest lossless LAN hop this
+    module can describe (`LAN_BASE` + `MAX_RTT_PENALTY` + `MAX_BANDWIDTH_PENALTY`, 2294) plus
+    a term falling with the bit rate (`RF_BITRATE_TERM / bitrate`), capped at `RF_MAX_BASE`.
+    So any RF hop costs more than any lossless LAN hop, however slow: 4294 at 1200 bit/s, 2544
+    at 9600. RF links are not pinged (air time), so this is their whole cost."""
+    if bitrate <= 0:
+        raise ValueError(f"a bit rate must be positive, got {bitrate}")
+    slowest_lan = LAN_BASE + MAX_RTT_PENALTY + MAX_BANDWIDTH_PENALTY
+    return min(RF_MAX_BASE, slowest_lan + math.ceil(RF_BITRATE_TERM / bitrate))

@@ -33,6 +33,8 @@ OWNERS_KEY = "meshsite:mesh:linkowners"
 QUEUE_PREFIX = "meshsite:mesh:bus:"
 REPLY_PREFIX = "meshsite:mesh:busreply:"
 DAEMON_INBOX = "meshsite:mesh:daemon-inbox"
+BANDWIDTH_KEY = "meshsite:mesh:bandwidth"  # peer station id -> bytes/s measured by meshd
+BANDWIDTH_CACHE = 5.0
 DAEMON_INBOX_MAX = 10_000  # meshd down for long: older news is dropped, not hoarded
 POLL = 2.0  # seconds a BLPOP waits before looking again (well under redis' socket timeout)
 
@@ -59,6 +61,46 @@ def local_link(peer: str) -> Any | None:
     return link
 
 
+async def link_hints(peer: str) -> dict[str, Any]:
+    """What the link to `peer` states about itself (`floor`: least request timeout in
+    seconds, `chunk`: largest body chunk to ask for), wherever it is held; {} if none."""
+    link = local_link(peer)
+    if link is not None:
+        return {key: value for key, value in (("floor", getattr(link, "timeout_floor", 0)),
+                                              ("chunk", getattr(link, "max_chunk", 0)))
+                if value}
+    raw = await _redis().hget(OWNERS_KEY, peer)
+    if raw is None:
+        return {}
+    with contextlib.suppress(ValueError, TypeError):
+        owner = json.loads(raw)
+        return {key: owner[key] for key in ("floor", "chunk") if owner.get(key)}
+    return {}
+
+
+_bandwidths: dict[str, tuple[float, float | None]] = {}
+
+
+async def bandwidth_note(peer: str, bytes_per_second: float | None) -> None:
+    """meshd's router measured the link to `peer` (`mesh.link_cost`): for every process."""
+    if bytes_per_second:
+        await _redis().hset(BANDWIDTH_KEY, peer, f"{bytes_per_second:.1f}")
+
+
+async def bandwidth(peer: str) -> float | None:
+    """The measured bandwidth of the link to `peer` in bytes/s (None: not measured yet)."""
+    now = time.monotonic()
+    cached = _bandwidths.get(peer)
+    if cached is not None and now - cached[0] < BANDWIDTH_CACHE:
+        return cached[1]
+    value: float | None = None
+    with contextlib.suppress(Exception):
+        raw = await _redis().hget(BANDWIDTH_KEY, peer)
+        value = float(raw) if raw is not None else None
+    _bandwidths[peer] = (now, value)
+    return value
+
+
 def local_peers() -> list[str]:
     return [peer for peer, link in _local.items() if not link.closed]
 
@@ -69,8 +111,14 @@ async def attach(link: Any) -> None:
     peer = link.peer_station_id
     _local[peer] = link
     _ensure_server()
-    await _redis().hset(OWNERS_KEY, peer, json.dumps({"q": QUEUE, "role": link.role,
-                                                      "t": time.time()}))
+    record = {"q": QUEUE, "role": link.role, "t": time.time()}
+    # A slow link (RF) states the least time a request over it may take and the largest
+    # body chunk worth asking for at once; every process sending over it honours them.
+    if getattr(link, "timeout_floor", 0):
+        record["floor"] = link.timeout_floor
+    if getattr(link, "max_chunk", 0):
+        record["chunk"] = link.max_chunk
+    await _redis().hset(OWNERS_KEY, peer, json.dumps(record))
 
 
 async def detach(link: Any) -> None:
@@ -126,8 +174,11 @@ async def _remote(peer: str, item: dict[str, Any], timeout: float | None) -> dic
     if raw is None:
         raise BusError("no_link", f"no link to {peer[:12]}")
     owner = json.loads(raw)
+    if timeout is not None:
+        timeout = max(timeout, float(owner.get("floor") or 0))
+    item["timeout"] = max(float(item.get("timeout") or 0), float(owner.get("floor") or 0))
     item["peer"] = peer
-    item["expires"] = time.time() + (timeout or 10.0)
+    item["expires"] = time.time() + (timeout or item["timeout"] or 10.0)
     if timeout is None:
         await redis.rpush(owner["q"], json.dumps(item))
         await redis.expire(owner["q"], 60)

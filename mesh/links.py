@@ -18,7 +18,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from mesh import protocol, registry, selectors, trust
+from mesh import linkbus, protocol, registry, selectors, trust
+from mesh.airtime import SyncPacer
 from mesh.protocol import ProtocolError
 from mesh.registry import MeshHandlerError
 from meshsite.redisconn import loop_redis
@@ -33,9 +34,10 @@ MAX_REFUSALS_PER_MINUTE = 30
 CLOSE_IDENTITY = 4012
 CLOSE_PROTOCOL = 4400
 
-async def first_time_seen(message_id: str) -> bool:
-    """Shared across the station's processes (daphne and meshd): SET NX with expiry."""
-    keep = 2 * settings.MESH_MESSAGE_WINDOW
+async def first_time_seen(message_id: str, window: float | None = None) -> bool:
+    """Shared across the station's processes (daphne and meshd): SET NX with expiry (twice
+    the replay window: `window` seconds, the station's setting by default)."""
+    keep = int(2 * (window or settings.MESH_MESSAGE_WINDOW))
     return bool(await loop_redis().set(f"meshsite:mesh:seen:{message_id}", b"1", nx=True,
                                         ex=keep))
 
@@ -73,6 +75,8 @@ class LinkSession:
         self.last_heard = 0.0
         self._blacklist_checked = time.monotonic()
         self._refusals: list[float] = []
+        self.window = float(settings.MESH_MESSAGE_WINDOW)  # replay window, seconds
+        self.sync_pacer = SyncPacer(share=settings.MESH_SYNC_SHARE, now=time.monotonic())
 
     # -- LinkContext -----------------------------------------------------------------------
 
@@ -89,7 +93,7 @@ class LinkSession:
         return self.peer.fingerprint if self.peer else ""
 
     async def send(self, type_: str, payload: dict[str, Any], *, re: str | None = None,
-                   request: bool = False) -> str:
+                   request: bool = False, pace: bool | None = None) -> str:
         if not self.established.is_set() or self.local is None:
             raise LinkRefused("not_established", "the link is not authenticated yet")
         # Inline: an Ed25519 signature over at most one chunk costs well under a millisecond;
@@ -97,8 +101,17 @@ class LinkSession:
         envelope = protocol.build_envelope(
             type_=type_, sender=self.local.station_id, payload=payload, sign=trust.sign,
             ttl=settings.MESH_HOP_LIMIT, re=re, request=request)
-        await self._send_text(protocol.canonical_json(envelope).decode())
+        text = protocol.canonical_json(envelope).decode()
+        if registry.is_sync(type_) if pace is None else pace:
+            await self._pace(len(text))
+        await self._send_text(text)
         return envelope["id"]
+
+    async def _pace(self, nbytes: int) -> None:
+        """Hold sync traffic to MESHSITE_MESH_SYNC_SHARE of the link's measured bandwidth."""
+        bandwidth = await linkbus.bandwidth(self.peer_station_id)
+        while (wait := self.sync_pacer.wait(nbytes, bandwidth, time.monotonic())) > 0:
+            await asyncio.sleep(min(wait, 5.0))
 
     async def request(self, type_: str, payload: dict[str, Any],
                       timeout: float = 10.0) -> dict[str, Any]:
@@ -110,7 +123,10 @@ class LinkSession:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[envelope["id"]] = future
         try:
-            await self._send_text(protocol.canonical_json(envelope).decode())
+            text = protocol.canonical_json(envelope).decode()
+            if registry.is_sync(type_):
+                await self._pace(len(text))
+            await self._send_text(text)
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(envelope["id"], None)
@@ -303,7 +319,7 @@ class LinkSession:
         try:
             envelope = protocol.check_envelope(  # inline, as build_envelope in send()
                 frame, expected_sender=self.peer.station_id, verify=verify,
-                window_ms=settings.MESH_MESSAGE_WINDOW * 1000)
+                window_ms=int(self.window * 1000))
         except ProtocolError as exc:
             await self._error(frame.get("id") if isinstance(frame.get("id"), str) else None,
                               exc.code, exc.detail)
@@ -314,7 +330,7 @@ class LinkSession:
                 await self.refuse("blacklisted", "the owner certificate of this station has "
                                                  "been blacklisted")
                 return
-        if not await first_time_seen(envelope.id):
+        if not await first_time_seen(envelope.id, self.window):
             await self._error(envelope.id, "replay", f"message {envelope.id} was already seen")
             return
         self.last_heard = time.monotonic()
@@ -354,7 +370,8 @@ class LinkSession:
             return
         if envelope.request:
             with contextlib.suppress(LinkRefused):
-                await self.send(protocol.REPLY, result or {}, re=envelope.id)
+                await self.send(protocol.REPLY, result or {}, re=envelope.id,
+                                pace=registry.is_sync(envelope.type))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

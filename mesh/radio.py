@@ -10,6 +10,10 @@ RF link layer over it (mesh.rf_link: Part 97 identification, air-time budget, fr
   station a peer with discovery method `rf` and an RF link (`services.peer_heard_on_air`),
   active while heard: silence is counted with `MESHSITE_MESH_RF_SUSPECT_AFTER` /
   `MESHSITE_MESH_RF_UNREACHABLE_AFTER` (minutes).
+- The TNC's persistence and the background air-time budget follow the number of stations
+  heard in the last 10 minutes (`rf_link.persistence_for`, a KISS parameter frame when it
+  changes; `rf_link.share_for`): the more stations wait for the channel, the less likely
+  each keys up in a slot, and the smaller each one's part of it.
 
 The state of the TNC connection, the link layer's air time per kind of traffic and the stations
 heard are published in Redis (`RF_STATE_KEY`, refreshed while meshd runs and gone a few
@@ -26,12 +30,18 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
-from mesh import ax25, registry, rf_codec, services, trust
-from mesh.rf_link import RfLink
+from mesh import ax25, kiss, registry, rf_codec, services, trust
+from mesh.dbcall import db as _db
+from mesh.rf_link import (
+    COLD_START,
+    COLD_START_OTHERS,
+    HEARD_WINDOW,
+    RfLink,
+    persistence_for,
+)
+from mesh.rf_neighbours import RfNeighbours
 from mesh.tnc import TncLink, parse_kiss_url
 
 if TYPE_CHECKING:
@@ -46,13 +56,6 @@ DIGEST_EVERY = 30.0
 MAX_HEARD = 50
 BEACON_WINDOW_MS = 10 * 60 * 1000  # a beacon older or newer than this is not presence
 
-
-def _db(fn: Any) -> Any:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(wrapped, thread_sensitive=True)
 
 
 class Radio:
@@ -70,11 +73,14 @@ class Radio:
                          on_message=self.on_message, on_beacon=self.on_beacon,
                          ready=lambda: self.link.connected)
         self.heard: dict[str, float] = {}  # AX.25 source -> unix time last heard
+        self.persistence = persistence_for(0)  # the TNC's, set as stations are heard
+        self.started = time.monotonic()
         self.undecodable = 0
         self.digest = b""
         self.refused_beacons = 0
         self.messages_in = 0
         self._unusable_callsign = ""
+        self.neighbours = RfNeighbours(self)
 
     # -- who we are on the air ---------------------------------------------------------------
 
@@ -111,11 +117,29 @@ class Radio:
             self.undecodable += 1
             logger.debug("undecodable frame from the TNC", extra={"error": str(exc)})
             return
-        self.heard[str(frame.source)] = time.time()
+        source = str(frame.source)
+        new = source not in self.heard
+        self.heard[source] = time.time()
         if len(self.heard) > MAX_HEARD:
             del self.heard[min(self.heard, key=self.heard.__getitem__)]
+        if new:
+            await self.tune_access()
         self.changed.set()
         await self.rf.on_frame(raw)
+
+    async def tune_access(self) -> None:
+        """Set the TNC's persistence and our background budget to the number of stations
+        heard lately (`rf_link.persistence_for`, `rf_link.share_for`): fewer collisions when
+        several wait for the channel, and together they leave it idle part of the time."""
+        me = self.identity()
+        since = time.time() - HEARD_WINDOW
+        others = sum(1 for source, at in self.heard.items()
+                     if at >= since and (me is None or source != str(me)))
+        if time.monotonic() - self.started < COLD_START:
+            others = max(others, COLD_START_OTHERS)
+        self.persistence = persistence_for(others)
+        self.rf.channel_shared_with(others)
+        await self.link.set_parameter(kiss.Command.PERSISTENCE, self.persistence)
 
     async def on_beacon(self, source: ax25.Address, body: bytes) -> None:
         try:
@@ -146,6 +170,7 @@ class Radio:
         known = self.daemon.peers.get(peer.pk)
         if known is not None:
             await self.daemon.heard(known, None)
+        await self.neighbours.on_beacon(beacon, ax25.Address(source.callsign, source.ssid))
 
     async def on_message(self, source: ax25.Address, message: bytes) -> None:
         self.messages_in += 1
@@ -154,15 +179,17 @@ class Radio:
         except rf_codec.RfCodecError as exc:
             logger.info("RF message refused", extra={"source": str(source), "error": str(exc)})
             return
-        logger.info("RF message heard", extra={"source": str(source),
-                                               "type": envelope.get("type", "")})
+        logger.debug("RF message heard", extra={"source": str(source),
+                                                "type": envelope.get("type", "")})
+        await self.neighbours.on_message(source, envelope)
 
     # -- running -----------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         heard = sorted(self.heard.items(), key=lambda item: -item[1])
         me = self.identity()
-        return {**self.link.status(), **self.rf.status(), "undecodable": self.undecodable,
+        return {**self.link.status(), **self.rf.status(), **self.neighbours.status(),
+                "undecodable": self.undecodable, "persistence": self.persistence,
                 "refusedBeacons": self.refused_beacons, "messagesIn": self.messages_in,
                 "source": str(me) if me else None,
                 "heard": [{"source": source, "at": at} for source, at in heard]}
@@ -173,10 +200,17 @@ class Radio:
 
     async def digest_loop(self) -> None:
         while True:
-            self.digest = await _db(registry.presence_digest)()
+            digest = await _db(registry.presence_digest)()
+            if self.digest and digest != self.digest:
+                # Our catalog changed (published here, or learnt): our neighbours lack it, so
+                # sync now rather than when their next beacon shows the difference.
+                self.neighbours.catalog_changed()
+            self.digest = digest
             await asyncio.sleep(DIGEST_EVERY)
 
     async def run(self) -> None:
+        self.started = time.monotonic()
+        await self.tune_access()
         tasks = [asyncio.ensure_future(job) for job in (self.link.run(), self.rf.run(),
                                                         self.digest_loop())]
         try:
@@ -185,10 +219,12 @@ class Radio:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), PUBLISH_EVERY)
                 self.changed.clear()
+                await self.tune_access()  # stations no longer heard stop counting
                 for task in tasks:
                     if task.done() and not task.cancelled() and task.exception():
                         raise task.exception()  # type: ignore[misc]
         finally:
+            await self.neighbours.stop()
             await self.link.stop()
             for task in tasks:
                 task.cancel()

@@ -92,6 +92,19 @@ def register_handler(message_type: str, handler: Handler) -> None:
     _handlers[message_type] = handler
 
 
+_sync_types: set[str] = set()
+
+
+def register_sync_type(message_type: str) -> None:
+    """`message_type` (and the replies to it) is sync traffic: held to a share of every
+    link's bandwidth (`MESHSITE_MESH_SYNC_SHARE`; on RF, the air-time budget)."""
+    _sync_types.add(message_type)
+
+
+def is_sync(message_type: str) -> bool:
+    return message_type in _sync_types
+
+
 def get_handler(message_type: str) -> Handler | None:
     return _handlers.get(message_type)
 
@@ -102,16 +115,35 @@ def registered_types() -> list[str]:
 
 LinkSync = Callable[[LinkContext], Awaitable[Any]]
 _link_syncs: dict[str, LinkSync] = {}
+_lan_only_syncs: set[str] = set()
+_lan_only_types: set[str] = set()
 
 
-def register_link_sync(name: str, sync: LinkSync) -> None:
-    """Run `sync(link)` on every link at each gossip round (after the mesh's own sync).
-    Registering under a taken name replaces the earlier function (module reloads)."""
+def register_link_sync(name: str, sync: LinkSync, *, lan_only: bool = False) -> None:
+    """Run `sync(link)` on every link at each gossip round (after the mesh's own sync); with
+    `lan_only`, on LAN/IP links only, never on an RF link. Registering under a taken name
+    replaces the earlier function (module reloads)."""
     _link_syncs[name] = sync
+    if lan_only:
+        _lan_only_syncs.add(name)
+    else:
+        _lan_only_syncs.discard(name)
 
 
-def link_syncs() -> list[tuple[str, LinkSync]]:
-    return sorted(_link_syncs.items())
+def link_syncs(*, rf: bool = False) -> list[tuple[str, LinkSync]]:
+    """The link syncs to run on a link (`rf`: an RF link, without the LAN-only ones)."""
+    return sorted((name, sync) for name, sync in _link_syncs.items()
+                  if not (rf and name in _lan_only_syncs))
+
+
+def register_lan_only_type(message_type: str) -> None:
+    """`message_type` never crosses an RF link: the RF link refuses to send it and drops it
+    when heard (the mailbox: Part 97)."""
+    _lan_only_types.add(message_type)
+
+
+def lan_only_type(message_type: str) -> bool:
+    return message_type in _lan_only_types
 
 
 class ForwardSource(Protocol):
@@ -146,6 +178,28 @@ def forward_source(kind: str) -> ForwardSource | None:
 
 
 # --- presence on the air ----------------------------------------------------------------------
+
+CredentialListener = Callable[[dict[str, Any]], Any]
+_credential_listeners: list[CredentialListener] = []
+
+
+def register_credential_listener(listener: CredentialListener) -> None:
+    """An app that wants every station credential this station verified (heard on the air):
+    the catalog keeps it as an origin, so entries pulled later need not carry it again."""
+    if listener not in _credential_listeners:
+        _credential_listeners.append(listener)
+
+
+def credential_verified(credential: dict[str, Any]) -> None:
+    """Tell the apps (sync code: call it in a thread); a listener that fails is logged."""
+    for listener in list(_credential_listeners):
+        try:
+            listener(credential)
+        except Exception as exc:
+            logger.info("credential listener refused", extra={
+                "listener": getattr(listener, "__qualname__", str(listener)),
+                "error": f"{type(exc).__name__}: {exc}"})
+
 
 PresenceDigest = Callable[[], bytes]
 _presence_digest: list[PresenceDigest] = []

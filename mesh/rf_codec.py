@@ -320,6 +320,13 @@ class Reassembler:
         self.done[key] = now
         return b"".join(partial.chunks[i] for i in range(partial.count))
 
+    def receiving(self, sender: str, now: float) -> bool:
+        """Whether a message from `sender` is partly here and still being completed (its
+        missing fragments asked for or about to be)."""
+        return any(key[0] == sender and partial.nacks < self.max_nacks and
+                   now - partial.started <= self.timeout
+                   for key, partial in self.partials.items())
+
     def due_nacks(self, now: float) -> list[tuple[str, int, list[int]]]:
         """(sender, msg, missing) for each message to ask again for; drops expired ones."""
         out = []

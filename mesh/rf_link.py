@@ -7,8 +7,9 @@
   callsign with `MESHSITE_RF_SSID`) or None while the station is unclaimed, and then nothing is
   ever sent (what was queued is dropped and counted). Every frame's source is that address.
 - Identification (Part 97.119): the ID beacon goes out when the station comes on the air and
-  then at least every `id_interval` seconds (each one planned at 85-95 % of the interval, so
-  channel delays do not push it past), and a short ID frame ends every transmission sequence
+  then at least every `id_interval` seconds (each one planned at 60-70 % of the interval and
+  at least 5 s before it ends, so channel delays do not push it past), and a short ID frame
+  ends every transmission sequence
   (nothing left to send) that carried anything else since the last ID, unless an ID went out
   within the last `id_holdoff` seconds (60): the source address of every frame names the
   station anyway, and a busy exchange would otherwise spend a tenth of its air time on IDs.
@@ -47,6 +48,52 @@ KIND_ID = "id"
 KIND_NACK = "nack"
 KIND_REPEAT = "repeat"
 ID_SAFETY = 5.0  # seconds: an ID is planned at least this long before the interval ends
+# Each ID is planned at 60-70 % of the interval: on a busy channel (routing, sync and requests
+# of several stations) carrier sense and the frames already in the TNC delay it, by tens of
+# seconds while the stations' first minutes crowd the channel (32 s seen with three stations
+# at 1200 bit/s and 10 % loss). At the default 600 s that is an ID beacon every 6-7 minutes.
+ID_PLAN = (0.60, 0.70)
+# Channel access (p-persistence, done by the TNC): when the channel turns idle, every station
+# with frames waiting keys up with probability P/256 in each slot time. Stations that all
+# waited for the same transmission to end decide in the same slots, so two that key up
+# together collide and lose both bursts (seconds of air time, and the requests behind them
+# time out). A slot left empty costs only the slot time (100 ms): so the more stations heard,
+# the lower P, about 1/(4 n) for n other stations, between 1/32 and Direwolf's default 1/4.
+PERSISTENCE_MAX = 63
+PERSISTENCE_MIN = 7
+KEYING_GAP = 0.1  # seconds: a slot time; frames further apart were separate keyings
+# The TNC waits for every carrier it senses, but the station decodes only part of them (lost
+# frames, collisions): what it heard counts a quarter more, so its estimate of when its frames
+# leave the TNC errs late, and frames cannot pile up there unseen while the channel stays busy.
+HEARD_MARGIN = 1.25
+# A station that has just come on the air has not yet heard who shares the channel: for its
+# first minutes it assumes two others (persistence and budget), as the first minutes of
+# several stations (beacons, credentials asked and sent) crowd the channel most.
+COLD_START = 180.0
+COLD_START_OTHERS = 2
+HEARD_WINDOW = 600.0  # seconds: a station heard this recently competes for the channel
+
+
+# Background traffic of all the stations on one channel together should leave it idle part of
+# the time: beyond about 60 % of offered load a CSMA channel spends more and more of its time
+# on collisions and on the retries they cause, and frames pile up in every TNC (bursts of
+# many seconds, IDs late). Each station's budget is therefore at most CHANNEL_LOAD / (n + 1)
+# with n other stations heard, below MESHSITE_RF_AIRTIME_SHARE when many share the channel.
+CHANNEL_LOAD = 0.6
+
+
+def share_for(share: float, others: int) -> float:
+    """The air-time share a station's background traffic gets: the configured `share`, at
+    most an even part of CHANNEL_LOAD among itself and the `others` heard."""
+    return min(share, CHANNEL_LOAD / (max(others, 0) + 1))
+
+
+def persistence_for(others: int) -> int:
+    """The KISS persistence value (P, the chance to key up being (P + 1) / 256) for a
+    channel shared with `others` stations heard recently."""
+    if others <= 1:
+        return PERSISTENCE_MAX
+    return max(PERSISTENCE_MIN, min(PERSISTENCE_MAX, round(256 / (4 * others)) - 1))
 
 
 @dataclass
@@ -77,7 +124,7 @@ class RfLink:
                  identity: Callable[[], ax25.Address | None], bitrate: int, share: float,
                  id_interval: float, beacon_body: Callable[[], bytes],
                  on_message: Callback | None = None, on_beacon: Callback | None = None,
-                 txdelay: float = ax25.DEFAULT_TXDELAY, nack_gap: float = 15.0,
+                 txdelay: float = ax25.DEFAULT_TXDELAY, nack_gap: float = 10.0,
                  reassembly_timeout: float = 600.0, clock: Callable[[], float] = time.monotonic,
                  bucket_window: float = 60.0, ready: Callable[[], bool] = lambda: True,
                  id_holdoff: float = 60.0) -> None:
@@ -91,6 +138,7 @@ class RfLink:
         self.on_beacon = on_beacon
         self.clock = clock
         self.ledger = AirtimeLedger(bitrate=bitrate, txdelay=txdelay)
+        self.share = share  # MESHSITE_RF_AIRTIME_SHARE; the bucket's may be less (share_for)
         self.bucket = AirtimeBucket.for_channel(share=share, now=clock(), window=bucket_window)
         self.sent = rf_codec.SentMessages(keep=reassembly_timeout)
         self.priority_of: dict[int, bool] = {}
@@ -112,6 +160,7 @@ class RfLink:
         # the TNC cannot.
         self.lookahead = 2.0
         self.busy_until = clock()
+        self.heard_at: float | None = None  # when the last frame of another station ended
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -133,6 +182,19 @@ class RfLink:
         queue.extend(_Outgoing(destination, info, kind, charged=not priority) for info in infos)
         self.wake.set()
         return msg
+
+    def channel_shared_with(self, others: int) -> None:
+        """`others` stations were heard lately: background traffic takes at most its part
+        of the channel (`share_for`)."""
+        share = share_for(self.share, others)
+        if share != self.bucket.share:
+            self.bucket.set_share(share, self.clock())
+
+    def queued(self, msg: int) -> bool:
+        """Whether a fragment of message number `msg` still waits to go on the air."""
+        head = bytes([rf_codec.MAGIC, rf_codec.KIND_DATA]) + msg.to_bytes(2, "big")
+        return any(item.info[:4] == head for queue in (self.urgent, self.background)
+                   for item in queue)
 
     def _next(self, now: float) -> _Outgoing | None:
         if self.urgent:
@@ -171,7 +233,7 @@ class RfLink:
         self.urgent.appendleft(_Outgoing(ID_DESTINATION, rf_codec.beacon_info(self.beacon_body()),
                                          KIND_BEACON, identifies=True))
         # Planned early enough that the channel's delays cannot push it past the interval.
-        planned = self.id_interval * random.uniform(0.85, 0.95)  # noqa: S311 - jitter
+        planned = self.id_interval * random.uniform(*ID_PLAN)  # noqa: S311 - jitter
         self.next_beacon = self.clock() + min(planned, self.id_interval - ID_SAFETY)
 
     async def transmitter(self) -> None:
@@ -224,11 +286,28 @@ class RfLink:
 
     # -- receiving -------------------------------------------------------------------------
 
+    def _channel_heard(self, frame_bytes: int) -> None:
+        """Another station's frame was on the air: what we handed the TNC and believed gone
+        waited meanwhile (carrier sense), so it leaves that much later. Without this the
+        station keeps handing frames over while others talk, the TNC sends them all in one
+        long keying when the channel frees, and a collision then takes the whole lot. A frame
+        that did not follow another one straight away began a keying: its TXDELAY and the
+        slot the TNC then waits count too."""
+        now = self.clock()
+        frame = self.ledger.cost(frame_bytes, keyed=True)
+        heard = frame
+        if self.heard_at is None or now - self.heard_at > frame + KEYING_GAP:
+            heard += self.ledger.txdelay + KEYING_GAP
+        self.heard_at = now
+        if self.busy_until > now - frame:
+            self.busy_until += heard * HEARD_MARGIN
+
     async def on_frame(self, raw: bytes) -> None:
         try:
             frame = ax25.Frame.decode(raw)
         except ax25.Ax25Error:
             return
+        self._channel_heard(len(raw))
         me = self.identity()
         if me is not None and (frame.source.callsign, frame.source.ssid) == (me.callsign,
                                                                              me.ssid):
@@ -265,8 +344,14 @@ class RfLink:
         queue = self.urgent if priority else self.background
         destination = ax25.Address(requester.callsign, requester.ssid)
         queued = {item.info for item in queue}  # asked twice before the first repeat went
-        queue.extend(_Outgoing(destination, info, KIND_REPEAT, charged=not priority)
-                     for info in infos if info not in queued)
+        items = [_Outgoing(destination, info, KIND_REPEAT, charged=not priority)
+                 for info in infos if info not in queued]
+        if priority:
+            queue.extend(items)  # behind an ID waiting at the head of the urgent queue
+        else:
+            # Ahead of other background traffic: a message the receiver holds most of is
+            # finished before new ones start (they would only compete with it for the air).
+            queue.extendleft(reversed(items))
         self.wake.set()
 
     async def nack_loop(self) -> None:
@@ -291,4 +376,5 @@ class RfLink:
         return {"airtime": self.ledger.as_dict(), "queued": len(self.urgent) +
                 len(self.background), "refusedUnclaimed": self.refused_unclaimed,
                 "badFrames": self.bad_frames, "sendFailures": self.send_failures,
-                "lastId": self.last_id, "budgetTokens": round(self.bucket.tokens, 3)}
+                "lastId": self.last_id, "budgetTokens": round(self.bucket.tokens, 3),
+                "budgetShare": round(self.bucket.share, 4)}

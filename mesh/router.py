@@ -81,6 +81,11 @@ class Router:
         self.failures: dict[str, int] = {}
         self.callsigns: dict[str, str] = dict(callsigns or {})
         self.rf_peers = rf_peers or set()
+        self.rf_intervals: dict[str, float] = {}  # RF neighbour -> its periodic update interval
+        self.rf_sent: dict[str, float] = {}  # RF neighbour -> when it last got the full table
+        # async (payload) -> None: one transmission on the air that every RF neighbour hears
+        # (set by meshd's radio); without it each RF neighbour gets its own copy.
+        self.rf_broadcast: Any = None
         self.changed = True
         self.stored: list[tuple] | None = None
         self.kick = asyncio.Event()
@@ -96,17 +101,28 @@ class Router:
     def has(self, peer: str) -> bool:
         return peer in self.stats
 
-    async def link_up(self, peer: str, callsign: str = "") -> None:
+    async def link_up(self, peer: str, callsign: str = "", *, rf: bool = False,
+                      cost: int | None = None, interval: float | None = None) -> None:
+        """A link to `peer` is up. An RF link (`rf`) comes with its fixed `cost` and update
+        `interval` (minutes): it is not pinged, and gets periodic updates only that often."""
         if not peer or peer == self.self_id:
             return
         if callsign:
             self.callsigns[peer] = callsign
+        if peer in self.stats and not rf and peer in self.rf_peers:
+            # A LAN/IP link to a station we reached by radio: it replaces the RF link.
+            await self.link_down(peer, "a LAN link replaces the RF link")
         if peer in self.stats:
             return
-        stats = self.stats[peer] = LinkStats()
+        if rf:
+            self.rf_peers.add(peer)
+            self.rf_intervals[peer] = interval or self.interval
+            self.rf_sent[peer] = self.now()  # the full table goes with add_neighbour below
+        stats = self.stats[peer] = LinkStats() if cost is None else LinkStats(base=cost)
         self.failures[peer] = 0
         out = self.table.add_neighbour(peer, cost=stats.cost(), rf=peer in self.rf_peers,
-                                       now=self.now(), interval=self.interval)
+                                       now=self.now(),
+                                       interval=self.rf_intervals.get(peer, self.interval))
         logger.info("mesh route neighbour up", extra={"peer": peer,
                                                       "callsign": self.callsigns.get(peer, "")})
         self.changed = True
@@ -118,6 +134,9 @@ class Router:
             return
         del self.stats[peer]
         self.failures.pop(peer, None)
+        self.rf_peers.discard(peer)
+        self.rf_intervals.pop(peer, None)
+        self.rf_sent.pop(peer, None)
         out = self.table.remove_neighbour(peer, now=self.now())
         logger.info("mesh route neighbour down", extra={"peer": peer, "reason": reason})
         self.changed = True
@@ -157,6 +176,8 @@ class Router:
             sample = link_cost.bandwidth_sample(link_cost.PROBE_BYTES, rtt, stats.srtt)
             if sample is not None:
                 stats.record_throughput(link_cost.PROBE_BYTES, link_cost.PROBE_BYTES / sample)
+                with contextlib.suppress(Exception):  # sync pacing reads it (SyncPacer)
+                    await linkbus.bandwidth_note(peer, stats.bandwidth_bps)
         if ok:
             self.failures[peer] = 0
         else:
@@ -209,20 +230,27 @@ class Router:
                 self.changed = True
 
     async def dispatch(self, out: list[dv.Outgoing]) -> None:
-        """Send what the table returned: updates batched per neighbour, requests one by one."""
+        """Send what the table returned: updates batched (per neighbour when addressed to
+        one, else to every neighbour at once), requests one by one."""
+        everyone: list[dv.Update] = []
         updates: dict[str, list[dv.Update]] = {}
         for item in out:
+            if isinstance(item.message, dv.Update):
+                if item.to is None:
+                    everyone.append(item.message)
+                else:
+                    updates.setdefault(item.to, []).append(item.message)
+                continue
             targets = [item.to] if item.to is not None else list(self.stats)
             for peer in targets:
-                if isinstance(item.message, dv.Update):
-                    updates.setdefault(peer, []).append(item.message)
-                else:
-                    await self._send(peer, dv.request_to_wire(item.message))
+                await self._send(peer, dv.request_to_wire(item.message))
         for peer, batch in updates.items():
             await self.send_updates(peer, batch)
+        if everyone:
+            await self.send_to_all(list(self.stats), everyone)
 
-    async def send_updates(self, peer: str, batch: list[dv.Update]) -> None:
-        lan = peer not in self.rf_peers
+    def _update_payloads(self, batch: list[dv.Update], *, lan: bool) -> list[dict[str, Any]]:
+        payloads = []
         for start in range(0, len(batch), BATCH):
             part = batch[start:start + BATCH]
             payload = dv.updates_to_wire(part, lan=lan)
@@ -234,7 +262,28 @@ class Router:
                 names[self.self_id] = self.own_callsign()
             if names:
                 payload["names"] = names
+            payloads.append(payload)
+        return payloads
+
+    async def send_updates(self, peer: str, batch: list[dv.Update]) -> None:
+        for payload in self._update_payloads(batch, lan=peer not in self.rf_peers):
             await self._send(peer, payload)
+
+    async def send_to_all(self, peers: list[str], batch: list[dv.Update]) -> None:
+        """`batch` to each of `peers`: over LAN/IP links one by one, and to the RF neighbours
+        among them in one transmission on the air (`rf_broadcast`), which all of them hear
+        (every RF neighbour then counts as having had it)."""
+        on_air = [peer for peer in peers if peer in self.rf_peers]
+        if on_air and self.rf_broadcast is not None:
+            peers = [peer for peer in peers if peer not in self.rf_peers]
+            for payload in self._update_payloads(batch, lan=False):
+                try:
+                    await self.rf_broadcast(payload)
+                except Exception as exc:
+                    logger.debug("mesh routing broadcast not sent on the air", extra={
+                        "error": f"{type(exc).__name__}: {exc}"})
+        for peer in peers:
+            await self.send_updates(peer, batch)
 
     async def _send(self, peer: str, payload: dict[str, Any]) -> None:
         kind = payload["type"]
@@ -247,11 +296,23 @@ class Router:
     async def broadcast(self, *, full: bool) -> None:
         if seqno_load(self.seqno_path) != self.table.seqno:
             seqno_save(self.seqno_path, self.table.seqno)
-        updates = self.table.updates_to_send(self.now(), full=full)
+        now = self.now()
+        updates = self.table.updates_to_send(now, full=full)
         if not updates:
             return
-        for peer in list(self.stats):
-            await self.send_updates(peer, updates)
+        peers = [peer for peer in self.stats if peer not in self.rf_intervals]
+        # On the air the whole table goes only every few minutes (the RF interval): when one
+        # RF neighbour is due, it goes to all of them in one transmission. The triggered
+        # updates (full=False) still go at once, within the air-time budget.
+        rf_due = [peer for peer in self.stats if peer in self.rf_intervals and (
+            not full or now - self.rf_sent.get(peer, 0.0) >= self.rf_intervals[peer])]
+        if rf_due:
+            if self.rf_broadcast is not None:
+                rf_due = [peer for peer in self.stats if peer in self.rf_intervals]
+            if full:
+                for peer in rf_due:
+                    self.rf_sent[peer] = now
+        await self.send_to_all(peers + rf_due, updates)
         self.changed = True
 
     # -- loops -----------------------------------------------------------------------------
@@ -284,7 +345,8 @@ class Router:
         """Ping every linked peer (`candidates()`: station ids with a link in any process)."""
         while True:
             started = time.monotonic()
-            peers = set(await candidates()) | set(self.stats)
+            # RF neighbours are not pinged: their liveness is their ID beacons (membership).
+            peers = (set(await candidates()) | set(self.stats)) - self.rf_peers
             await asyncio.gather(*(self.ping(peer) for peer in peers if peer != self.self_id),
                                  return_exceptions=True)
             await asyncio.sleep(max(0.05, self.ping_interval - (time.monotonic() - started)))

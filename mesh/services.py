@@ -249,6 +249,16 @@ def peer_heard_on_air(*, station_id: str, callsign: str, fingerprint: str,
     return peer, not existed
 
 
+def peer_authenticated_on_air(*, station_id: str, callsign: str, fingerprint: str,
+                              address: str) -> None:
+    """A station heard on the air proved its credential: its RF link carries mesh messages.
+    (Its credential may come before any beacon of its was heard: the peer is recorded now.)"""
+    peer_heard_on_air(station_id=station_id, callsign=callsign, fingerprint=fingerprint,
+                      address=address)
+    Peer.objects.filter(station_id=station_id).update(authenticated=True)
+    Link.objects.filter(peer__station_id=station_id, kind=Link.Kind.RF).update(connected=True)
+
+
 def peer_link_connected(*, station_id: str, connected: bool) -> None:
     Link.objects.filter(peer__station_id=station_id, kind=Link.Kind.LAN).update(
         connected=connected)

@@ -254,5 +254,22 @@ class TncLink:
             self.frames_out += 1
             self.bytes_out += len(frame)
 
+    async def set_parameter(self, command: int, value: int) -> None:
+        """Set a KISS parameter (TXDELAY, persistence, slot time, ...): now if a TNC is
+        connected, and again at every later connection."""
+        if self.parameters.get(command) == value:
+            return
+        self.parameters[command] = value
+        async with self._send_lock:
+            writer = self._writer
+            if writer is None or not self.connected:
+                return  # sent on connect
+            try:
+                writer.write(kiss.encode_parameter(command, value))
+                await asyncio.wait_for(writer.drain(), CONNECT_TIMEOUT)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                logger.warning("TNC parameter not sent", extra={
+                    "tnc": str(self.endpoint), "command": command, "error": str(exc)})
+
     async def stop(self) -> None:
         self._stopping.set()

@@ -41,6 +41,9 @@ class RfStatusSerializer(serializers.Serializer):
     bytesOut = serializers.IntegerField(required=False)
     droppedIn = serializers.IntegerField(required=False)
     undecodable = serializers.IntegerField(required=False)
+    persistence = serializers.IntegerField(
+        required=False, help_text="The TNC's KISS persistence (P: keys up with probability "
+                                  "(P + 1) / 256 per slot), set from the stations heard.")
     heard = RfHeardSerializer(many=True, required=False)
     ssid = serializers.IntegerField(required=False)
     bitrate = serializers.IntegerField(required=False)

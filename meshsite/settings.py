@@ -433,6 +433,8 @@ MESH_FORWARD_TTL = env_int("MESHSITE_MESH_FORWARD_TTL", 8, minimum=1, maximum=10
 # Seconds one hop of a forwarded request waits for the next (grows with the hops left).
 MESH_FORWARD_TIMEOUT = _mesh_env_float("MESHSITE_MESH_FORWARD_TIMEOUT", 3.0, minimum=0.5,
                                        maximum=600)
+# Share of each LAN/IP link's measured bandwidth that sync (trust, catalog) may use.
+MESH_SYNC_SHARE = _mesh_env_float("MESHSITE_MESH_SYNC_SHARE", 0.10, minimum=0.001, maximum=1.0)
 MESH_MESSAGE_WINDOW = env_int("MESHSITE_MESH_MESSAGE_WINDOW", 120, minimum=5, maximum=86400)
 MESH_HOP_LIMIT = env_int("MESHSITE_MESH_HOP_LIMIT", 10, minimum=1, maximum=32)
 MESH_MAX_LEARNT_PEERS = env_int("MESHSITE_MESH_MAX_LEARNT_PEERS", 200, minimum=0, maximum=10000)
@@ -485,6 +487,11 @@ RF_BITRATE = env_int("MESHSITE_RF_BITRATE", 1200, minimum=50, maximum=1_000_000)
 RF_AIRTIME_SHARE = _mesh_env_float("MESHSITE_RF_AIRTIME_SHARE", 0.10, minimum=0.001, maximum=1.0)
 # Seconds between identifications: Part 97.119 asks for at least every 10 minutes.
 RF_ID_INTERVAL = env_int("MESHSITE_RF_ID_INTERVAL", 600, minimum=10, maximum=600)
+# Seconds between periodic routing updates to each RF neighbour (triggered ones go at once).
+RF_ROUTE_INTERVAL = _mesh_env_float("MESHSITE_RF_ROUTE_INTERVAL", 300, minimum=10, maximum=3600)
+# Least seconds between two catalog/trust syncs with one RF neighbour (a beacon whose catalog
+# digest differs from ours starts one).
+RF_SYNC_INTERVAL = _mesh_env_float("MESHSITE_RF_SYNC_INTERVAL", 300, minimum=10, maximum=86400)
 
 # --- catalog --------------------------------------------------------------------------------
 

@@ -584,10 +584,16 @@ class StoredSource:
 
 
 def register() -> None:
-    from mesh.registry import register_forward_source, register_handler, register_link_sync
+    from mesh.registry import (
+        register_forward_source,
+        register_handler,
+        register_lan_only_type,
+        register_link_sync,
+    )
 
     register_handler(MAILBOX_HOMES, on_mailbox_homes)
-    register_link_sync("mailbox", homes_link_sync)
+    register_lan_only_type(MAILBOX_HOMES)
+    register_link_sync("mailbox", homes_link_sync, lan_only=True)
     register_forward_source(KIND_BUNDLE, BundleSource(), lan_only=True)
     register_forward_source(KIND_DELIVER, DeliverSource(), lan_only=True)
     register_forward_source(KIND_BATCH, BatchSource(), lan_only=True)

@@ -7,6 +7,7 @@ import pytest
 
 from mesh.airtime import AirtimeBucket, AirtimeLedger
 from mesh.ax25 import air_time
+from mesh.rf_link import CHANNEL_LOAD, share_for
 
 
 def test_air_time_of_a_full_frame_at_1200_bit_s() -> None:
@@ -36,6 +37,25 @@ def test_bucket_keeps_background_within_the_share_over_time() -> None:
             used += 2.1
         now += 0.5
     assert used <= 6.0 + 0.1 * 3600 + 2.1
+
+
+def test_a_bucket_given_a_smaller_share_refills_slower_and_holds_less() -> None:
+    bucket = AirtimeBucket.for_channel(share=0.5, now=0.0, window=60)  # 30 s of air
+    bucket.take(40.0, 0.0)  # 10 s of debt
+    bucket.set_share(0.2, 0.0)
+    assert bucket.capacity == pytest.approx(12.0)  # the same minute's worth
+    assert bucket.wait_time(0.0) == pytest.approx(50.0)  # the debt stays, repaid at 0.2
+    assert bucket.wait_time(1000.0) == 0 and bucket.tokens == pytest.approx(12.0)
+    with pytest.raises(ValueError, match="share 0"):
+        bucket.set_share(0, 1000.0)
+
+
+def test_stations_heard_share_the_channel_within_the_configured_share() -> None:
+    assert share_for(0.1, 0) == share_for(0.1, 2) == 0.1  # the default is below any part
+    assert share_for(0.5, 0) == 0.5
+    assert share_for(0.5, 2) == pytest.approx(CHANNEL_LOAD / 3)  # three stations: 0.2 each
+    assert 3 * share_for(0.5, 2) <= CHANNEL_LOAD + 1e-9
+    assert share_for(1.0, 9) == pytest.approx(0.06)
 
 
 @pytest.mark.parametrize(("share", "capacity"), [(0, 1), (1.5, 1), (0.1, 0)])

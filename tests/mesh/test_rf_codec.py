@@ -264,3 +264,17 @@ def test_base64_payload_fields_travel_as_bytes_and_come_back_exactly() -> None:
     encoded = rf_codec.encode_message(original)
     assert len(encoded) < len(body) + 200  # not the third more that base64 costs
     assert rf_codec.decode_message(encoded) == original
+
+
+def test_a_message_partly_heard_is_being_received_until_complete_or_given_up() -> None:
+    receiver = Reassembler(gap=10, timeout=100, max_nacks=1)
+    assert not receiver.receiving("A-1", 0.0)
+    receiver.add("A-1", Fragment(7, 0, 2, b"a"), now=0.0)
+    assert receiver.receiving("A-1", 5.0)
+    assert not receiver.receiving("B-1", 5.0)  # another sender
+    assert len(receiver.due_nacks(now=10.0)) == 1
+    assert not receiver.receiving("A-1", 11.0)  # asked as often as it will: not waited for
+    receiver = Reassembler(gap=10, timeout=100)
+    receiver.add("A-1", Fragment(7, 0, 2, b"a"), now=0.0)
+    assert receiver.add("A-1", Fragment(7, 1, 2, b"b"), now=1.0) == b"ab"
+    assert not receiver.receiving("A-1", 1.0)

@@ -18,7 +18,14 @@ from bench.rf.channel import SimulatedChannel
 from mesh import rf_codec
 from mesh.airtime import AirtimeBucket
 from mesh.ax25 import Address, Frame
-from mesh.rf_link import RfLink
+from mesh.rf_link import (
+    HEARD_MARGIN,
+    KEYING_GAP,
+    PERSISTENCE_MAX,
+    PERSISTENCE_MIN,
+    RfLink,
+    persistence_for,
+)
 from mesh.tnc import TncLink, parse_kiss_url
 from tests.mesh.stations import until
 
@@ -72,6 +79,40 @@ def frames_from(channel: SimulatedChannel, client: int) -> list[tuple[float, Fra
             out += [(end, Frame.decode(raw)) for raw, end in zip(tx.frames, tx.frame_ends,
                                                                strict=True)]
     return out
+
+
+def test_the_more_stations_heard_the_less_each_keys_up_in_a_slot() -> None:
+    values = [persistence_for(n) for n in range(12)]
+    assert values[:2] == [63, 63]  # alone or with one other: Direwolf's default, 1/4
+    assert values[2] == 31 and values[3] == 20  # about 1/(4 n)
+    assert all(a >= b for a, b in itertools.pairwise(values))
+    assert min(values) >= PERSISTENCE_MIN and max(values) <= PERSISTENCE_MAX
+    assert persistence_for(1000) == PERSISTENCE_MIN
+
+
+async def test_frames_heard_hold_back_what_waits_in_the_tnc_with_each_keyings_txdelay() -> None:
+    now = [100.0]
+    rf = RfLink(send_frame=_nothing_sent, identity=lambda: Address("DL1A", 10), bitrate=1200,
+                share=0.1, id_interval=600, beacon_body=lambda: b"", clock=lambda: now[0])
+    rf.busy_until = 102.0  # two seconds of our frames still wait in the TNC
+    other = Frame.ui(source="DL2B-10", destination="APRS", info=b"x" * 100).encode()
+    frame_time = rf.ledger.cost(len(other), keyed=True)
+    await rf.on_frame(other)  # the first frame of a keying: its TXDELAY and a slot too
+    # ... and a quarter more for what the TNC senses but the station does not decode.
+    assert rf.busy_until == pytest.approx(
+        102.0 + (frame_time + rf.ledger.txdelay + KEYING_GAP) * HEARD_MARGIN)
+    before = rf.busy_until
+    now[0] += frame_time  # the next frame of the same keying, straight after
+    await rf.on_frame(other)
+    assert rf.busy_until == pytest.approx(before + frame_time * HEARD_MARGIN)
+    rf.busy_until = now[0] - 60  # nothing of ours waits: what others send changes nothing
+    now[0] += 30
+    await rf.on_frame(other)
+    assert rf.busy_until == pytest.approx(now[0] - 90)
+
+
+async def _nothing_sent(_frame: bytes) -> None:
+    return None
 
 
 async def test_unclaimed_station_never_transmits_and_claimed_one_identifies() -> None:

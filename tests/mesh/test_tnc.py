@@ -75,6 +75,29 @@ async def test_two_stations_over_tcp_on_the_channel() -> None:
         assert a.state == STOPPED
 
 
+async def test_a_parameter_set_while_connected_reaches_the_tnc_and_is_sent_again_on_connect(
+) -> None:
+    with SimulatedChannel(bitrate=9600, seed=2) as channel:
+        link = TncLink(parse_kiss_url(f"tcp://127.0.0.1:{channel.port}"),
+                       on_frame=lambda frame: None)
+        task = asyncio.create_task(link.run())
+        try:
+            assert await link.wait_connected(10)
+            await until(lambda: len(channel.clients) == 1)
+            (client,) = channel.clients.values()
+            assert client.persistence == 63  # the TNC's own default until told otherwise
+            await link.set_parameter(kiss.Command.PERSISTENCE, 31)
+            await until(lambda: client.persistence == 31)
+            # The TNC goes away and comes back: it is told again (the channel runs in a
+            # thread of its own: its loop closes the connection).
+            channel._loop.call_soon_threadsafe(client.writer.close)
+            await until(lambda: link.connects == 2 and link.connected)
+            await until(lambda: [c.persistence for c in channel.clients.values()] == [31])
+        finally:
+            await link.stop()
+            await asyncio.wait_for(task, 10)
+
+
 async def test_reconnects_with_backoff_when_the_tnc_goes_and_comes_back() -> None:
     heard: list[bytes] = []
     states: list[str] = []
