@@ -260,8 +260,12 @@ class RfLink:
             if now >= self.next_beacon:
                 self._queue_beacon(me)
             ahead = self.busy_until - now
-            if ahead > self.lookahead:
-                await self._sleep(ahead - self.lookahead)
+            identify = bool(self.urgent) and self.urgent[0].identifies
+            if ahead > self.lookahead and not identify:
+                # An ID does not wait for our estimate (which errs late on purpose): it goes
+                # to the TNC at once, behind the little we handed it already.
+                await self._sleep(max(0.01, min(ahead - self.lookahead,
+                                                self.next_beacon - now)))
                 continue
             item = self._next(now)
             if item is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from mesh.airtime import AirtimeBucket
 from mesh.ax25 import Address, Frame
 from mesh.rf_link import (
     HEARD_MARGIN,
+    ID_SAFETY,
     KEYING_GAP,
     PERSISTENCE_MAX,
     PERSISTENCE_MIN,
@@ -113,6 +115,28 @@ async def test_frames_heard_hold_back_what_waits_in_the_tnc_with_each_keyings_tx
 
 async def _nothing_sent(_frame: bytes) -> None:
     return None
+
+
+async def test_an_id_goes_to_the_tnc_when_due_whatever_our_estimate_of_its_queue() -> None:
+    handed: list[tuple[float, Frame]] = []
+
+    async def to_tnc(raw: bytes) -> None:
+        handed.append((time.monotonic(), Frame.decode(raw)))
+
+    rf = RfLink(send_frame=to_tnc, identity=lambda: Address("DL1A", 10), bitrate=1200,
+                share=1.0, id_interval=10, beacon_body=lambda: b"presence")
+    task = asyncio.create_task(rf.run())
+    try:
+        await until(lambda: len(handed) == 1, timeout=5)  # on the air: it identifies first
+        first = handed[0][0]
+        rf.busy_until = time.monotonic() + 600  # we believe ten minutes of frames wait there
+        rf.send(b"sync traffic", to=None, kind="sync")
+        await until(lambda: len(handed) == 2, timeout=10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [str(frame.destination) for _, frame in handed] == ["ID", "ID"]  # not the sync
+    assert handed[1][0] - first <= 10 - ID_SAFETY + 0.5  # planned at least 5 s early
 
 
 async def test_unclaimed_station_never_transmits_and_claimed_one_identifies() -> None:
