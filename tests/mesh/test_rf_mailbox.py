@@ -1,0 +1,90 @@
+"""Mailbox traffic never goes on the air (issue 14, Part 97): two claimed stations on the
+simulated 1200 bit/s channel with 10 % frame loss and no LAN become RF neighbours, each with a
+route to the other over RF; a mailbox bundle request for an operator homed at the other is
+refused with `no_lan_route` ("never goes on the air"), and no mailbox message was on the air
+(every message whose fragments all went out is decoded and checked)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bench.rf.channel import SimulatedChannel
+from mesh.ax25 import Frame
+from mesh.link_cost import rf_base
+from mesh.rf_codec import Fragment, decode_message, parse_info
+from tests.certificates import pki
+from tests.harness import StationProcess
+from tests.mesh.stations import provision, run_django, wait_for
+
+pytestmark = pytest.mark.integration
+
+CALLS = ("DL1MB", "DL2MB")
+
+MAILBOX_ATTEMPT = """
+from signaling.mailbox import MailboxError
+from signaling.mailbox_mesh import KIND_BUNDLE, _forward, lan_route_problem
+print(lan_route_problem(sys.argv[1]).code)
+try:
+    _forward(sys.argv[1], KIND_BUNDLE, {"callsign": "DL1MB", "device": "d" * 32})
+except MailboxError as exc:
+    print(exc.code, exc.detail)
+"""
+
+
+def _messages_on_air(transmissions) -> list[dict]:
+    parts: dict[tuple[str, int, int], dict[int, bytes]] = {}
+    for tx in transmissions:
+        for raw in tx.frames:
+            frame = Frame.decode(raw)
+            item = parse_info(frame.info)
+            if isinstance(item, Fragment):
+                key = (str(frame.source), item.msg, item.count)
+                parts.setdefault(key, {})[item.index] = item.chunk
+    return [decode_message(b"".join(chunks[i] for i in range(count)))
+            for (_, _, count), chunks in parts.items() if len(chunks) == count]
+
+
+def _route(station: StationProcess, callsign: str) -> dict | None:
+    status, data = station.get("/api/routes")
+    assert status == 200, data
+    return next((row for row in data["routes"] if row["callsign"] == callsign), None)
+
+
+@pytest.mark.timeout(900)
+def test_a_station_whose_only_route_is_on_the_air_refuses_mailbox_traffic(tmp_path) -> None:
+    root = pki.meshsite_root("ed25519")
+    ca = pki.issue(root, callsign="DL0CA", ca=True, path_length=0, can_issue=True,
+                   license_class="club")
+    owners = [pki.issue(ca, callsign=call) for call in CALLS]
+    with SimulatedChannel(bitrate=1200, loss=0.1, seed=31, lifetime=850) as channel:
+        env = {"MESHSITE_RF_KISS": f"tcp://127.0.0.1:{channel.port}",
+               "MESHSITE_RF_ID_INTERVAL": "120", "MESHSITE_RF_AIRTIME_SHARE": "0.3",
+               "MESHSITE_RF_ROUTE_INTERVAL": "60", "MESHSITE_RF_SYNC_INTERVAL": "20"}
+        stations = [StationProcess(tmp_path / f"mb{index}", env=env) for index in range(2)]
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda s: provision(s[0], roots=[root], owner=s[1],
+                                                  callsign=s[2]),
+                              zip(stations, owners, CALLS, strict=True)))
+                list(pool.map(lambda station: station.start(timeout=240), stations))
+            one, two = stations
+            wait_for(lambda: (_route(two, CALLS[0]) or {}).get("cost", 0) >= rf_base(1200),
+                     600, "DL2MB routes to DL1MB over RF", interval=1)
+            home = _route(two, CALLS[0])["destination"]
+            refused = run_django(two, MAILBOX_ATTEMPT, home)
+            assert refused.splitlines()[0] == "no_lan_route", refused
+            assert "never goes on the air" in refused, refused
+            assert one.get("/api/status")[1]["rf"]["source"] == "DL1MB-10"
+        finally:
+            for station in stations:
+                station.stop()
+        transmissions = channel.snapshot()
+    messages = _messages_on_air(transmissions)
+    types = {message.get("type") for message in messages}
+    assert {"RF_CREDENTIAL", "ROUTE_UPDATE"} <= types, types  # the air did carry the mesh
+    for message in messages:
+        payload = message.get("payload") or {}
+        assert message.get("type") != "MAILBOX_HOMES", message
+        assert not str(payload.get("kind", "")).startswith("mailbox"), message
