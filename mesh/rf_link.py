@@ -66,6 +66,12 @@ KEYING_GAP = 0.1  # seconds: a slot time; frames further apart were separate key
 # frames, collisions): what it heard counts a quarter more, so its estimate of when its frames
 # leave the TNC errs late, and frames cannot pile up there unseen while the channel stays busy.
 HEARD_MARGIN = 1.25
+# ... but never past this long after the last frame we handed over: the TNC sends it at the
+# latest in the first idle slots after that, however busy the channel (up to ~30 s of waiting
+# was seen with three stations crowding it). Without the bound, on a channel others keep
+# busier than about 1 / HEARD_MARGIN the estimate outruns the clock and the station is
+# never heard again.
+TNC_WAIT_MAX = 30.0
 # A station that has just come on the air has not yet heard who shares the channel: for its
 # first minutes it assumes two others (persistence and budget), as the first minutes of
 # several stations (beacons, credentials asked and sent) crowd the channel most.
@@ -161,6 +167,7 @@ class RfLink:
         self.lookahead = 2.0
         self.busy_until = clock()
         self.heard_at: float | None = None  # when the last frame of another station ended
+        self.handed_until = clock()  # when what we handed over would leave on an idle channel
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -219,6 +226,7 @@ class RfLink:
         # same keying, without another TXDELAY.
         seconds = self.ledger.record(item.kind, len(frame), keyed=self.busy_until > now)
         self.busy_until = max(now, self.busy_until) + seconds
+        self.handed_until = max(now, self.handed_until) + seconds
         if item.charged:
             self.bucket.take(seconds, now)
         self.on_air = me
@@ -304,7 +312,8 @@ class RfLink:
             heard += self.ledger.txdelay + KEYING_GAP
         self.heard_at = now
         if self.busy_until > now - frame:
-            self.busy_until += heard * HEARD_MARGIN
+            self.busy_until = min(self.busy_until + heard * HEARD_MARGIN,
+                                  max(self.handed_until + TNC_WAIT_MAX, now))
 
     async def on_frame(self, raw: bytes) -> None:
         try:

@@ -25,7 +25,9 @@ from mesh.rf_link import (
     KEYING_GAP,
     PERSISTENCE_MAX,
     PERSISTENCE_MIN,
+    TNC_WAIT_MAX,
     RfLink,
+    _Outgoing,
     persistence_for,
 )
 from mesh.tnc import TncLink, parse_kiss_url
@@ -111,6 +113,21 @@ async def test_frames_heard_hold_back_what_waits_in_the_tnc_with_each_keyings_tx
     now[0] += 30
     await rf.on_frame(other)
     assert rf.busy_until == pytest.approx(now[0] - 90)
+
+
+async def test_a_channel_others_keep_busy_cannot_push_our_estimate_past_a_bound() -> None:
+    now = [100.0]
+    rf = RfLink(send_frame=_nothing_sent, identity=lambda: Address("DL1A", 10), bitrate=1200,
+                share=0.1, id_interval=600, beacon_body=lambda: b"", clock=lambda: now[0])
+    await rf._transmit(_Outgoing(Address("MESH"), b"x" * 200, "sync"), Address("DL1A", 10))
+    handed = rf.handed_until
+    other = Frame.ui(source="DL2B-10", destination="MESH", info=b"y" * 250).encode()
+    frame_time = rf.ledger.cost(len(other), keyed=True)
+    for _ in range(200):  # others talk back to back for minutes, one keying each
+        now[0] += frame_time + 0.2
+        await rf.on_frame(other)
+        assert rf.busy_until <= max(handed + TNC_WAIT_MAX, now[0])
+    assert rf.busy_until - now[0] < rf.lookahead  # our next frame may go to the TNC
 
 
 async def _nothing_sent(_frame: bytes) -> None:
