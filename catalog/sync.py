@@ -8,7 +8,8 @@ The mesh runs `catalog_link_sync` on every link meshd holds at each gossip round
    peer has and we lack) and `have` (ours it lacks). Cost grows with the differences.
 2. CONTENT_ENTRIES: we pull the signed entries we need (with the credentials of their origin
    stations, so the entries can be checked, but those we name as known: a credential is
-   kilobytes, minutes on the air) and push the ones the peer lacks. Metadata only:
+   kilobytes, minutes on the air) and push the ones the peer lacks (over RF without our own
+   credential, which an RF neighbour holds already). Metadata only:
    bodies follow the replication policy (`catalog.tasks.replicate`).
 3. CONTENT_DEMAND: request counts of priority-2 entries, so "popular" means popular across the
    mesh, not only here.
@@ -226,8 +227,14 @@ async def catalog_link_sync(link: Any) -> dict[str, int]:
         counts["stored"] += got["stored"]
         counts["refused"] += got["refused"]
     have = sorted(item.id.hex() for item in initiator.have)
+    # Over RF the neighbour verified our credential before it took a message of ours (it
+    # cannot check one without it) and keeps it as an origin (`origin_known`): our own
+    # entries go without it (a few seconds of air each time otherwise).
+    ours = frozenset({link.local.station_id}) if getattr(link, "kind", "lan") == "rf" and \
+        getattr(link, "local", None) is not None else frozenset()
     for start in range(0, len(have), ENTRIES_PER_MESSAGE):
-        payload = await sync_to_async(entries_payload)(have[start:start + ENTRIES_PER_MESSAGE])
+        payload = await sync_to_async(entries_payload)(have[start:start + ENTRIES_PER_MESSAGE],
+                                                       ours)
         await link.request(CONTENT_ENTRIES, payload)
         counts["pushed"] += len(payload["entries"])
     reply = await link.request(CONTENT_DEMAND, {"demand": await sync_to_async(demand_local)()})

@@ -643,8 +643,9 @@ class RfNeighbours:
                 self.maybe_sync(session, None)
 
     async def _sync(self, session: RfLinkSession) -> None:
-        """The apps' syncs (the catalog) every time, then trust (certificates, blacklist)
-        when the link comes up and then at most every `TRUST_EVERY` syncs' interval. The
+        """The apps' syncs (the catalog) every time (again at once while our catalog changed
+        during it), then trust (certificates, blacklist) when the link comes up and then at
+        most every `TRUST_EVERY` syncs' interval. The
         catalog goes first on the air (on a LAN link trust does): the credentials heard
         already brought the neighbours' owner certificates, and each trust exchange costs
         two round trips of minutes before an entry could cross."""
@@ -655,6 +656,11 @@ class RfNeighbours:
         try:
             counts: dict[str, int] = {}
             await gossip.sync_apps(session)
+            while peer in self.again and not session.closed:
+                # Our catalog changed while it went (a publish): again before trust, so a
+                # new entry does not wait behind two trust round trips.
+                self.again.discard(peer)
+                await gossip.sync_apps(session)
             last_trust = self.trusted_at.get(peer)
             if last_trust is None or started - last_trust >= TRUST_EVERY * \
                     settings.RF_SYNC_INTERVAL:

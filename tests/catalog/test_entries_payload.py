@@ -1,6 +1,8 @@
 """What a CONTENT_ENTRIES pull carries: the signed entries asked for and their origin
 stations' credentials, except those the asking station names as known (kilobytes each,
-minutes on the air); a malformed list of known origins is refused with a reason."""
+minutes on the air); a malformed list of known origins is refused with a reason. A push over
+RF leaves our own credential out (the RF neighbour verified it before it took our message);
+over a LAN link it goes along."""
 
 from __future__ import annotations
 
@@ -9,7 +11,17 @@ from types import SimpleNamespace
 import pytest
 
 from catalog import selectors
-from catalog.sync import MAX_KNOWN_ORIGINS, entries_payload, on_content_entries
+from catalog.reconcile import Catalog, Reconciler
+from catalog.sync import (
+    CONTENT_ENTRIES,
+    CONTENT_SYNC,
+    MAX_KNOWN_ORIGINS,
+    _b64,
+    _reconcile_message,
+    catalog_link_sync,
+    entries_payload,
+    on_content_entries,
+)
 from certificates.services import station_credential
 from mesh.registry import MeshHandlerError
 from tests.catalog.test_content_api import publish
@@ -54,3 +66,42 @@ def test_a_credential_verified_by_the_mesh_becomes_a_known_origin(client, owner_
     assert selectors.known_origins(10) == []
     registry.credential_verified(credential)
     assert selectors.known_origins(10) == [credential["stationId"]]
+
+
+class _EmptyPeer:
+    """The far end of a link holding an empty catalog: it answers reconciliation, takes what
+    is pushed and keeps each CONTENT_ENTRIES payload."""
+
+    def __init__(self, kind: str, own: str) -> None:
+        self.kind = kind
+        self.local = SimpleNamespace(station_id=own)
+        self.peer_station_id = "b" * 32
+        self.peer_callsign = "DL2B"
+        self.responder = Reconciler(Catalog(), max_message_size=4096)
+        self.pushed: list[dict] = []
+
+    async def request(self, type_: str, payload: dict, timeout: float = 10.0) -> dict:
+        if type_ == CONTENT_SYNC:
+            reply = self.responder.reconcile(_reconcile_message(payload))
+            return {"m": _b64(reply) if reply is not None else ""}
+        if type_ == CONTENT_ENTRIES:
+            self.pushed.append(payload)
+            return {"stored": len(payload["entries"])}
+        return {"demand": {}}
+
+
+@pytest.mark.parametrize(("kind", "with_credential"), [("rf", False), ("lan", True)])
+@pytest.mark.django_db(transaction=True)
+async def test_a_push_over_rf_leaves_our_own_credential_out(kind, with_credential,
+                                                             client, owner_token) -> None:
+    from asgiref.sync import sync_to_async
+
+    entry = (await sync_to_async(publish)(client, owner_token, "notices/fuel.html",
+                                          b"<p>fuel at the depot</p>")).json()
+    own = (await sync_to_async(station_credential)())["stationId"]
+    peer = _EmptyPeer(kind, own)
+    counts = await catalog_link_sync(peer)
+    assert counts["pushed"] == 1, counts
+    [payload] = peer.pushed
+    assert [e["entryId"] for e in payload["entries"]] == [entry["entryId"]]
+    assert [o["stationId"] for o in payload["origins"]] == ([own] if with_credential else [])

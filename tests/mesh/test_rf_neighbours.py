@@ -186,3 +186,32 @@ async def test_our_credential_is_sent_at_most_once_a_minute_to_each_asking_stati
     neighbours.answered[str(bob)] -= ANSWER_EVERY
     await neighbours.answer(bob, asking("b" * 32))
     assert _messages(rf) == 3
+
+
+@pytest.mark.django_db
+async def test_a_catalog_change_during_a_sync_syncs_the_catalog_again_before_trust(
+        monkeypatch) -> None:
+    from mesh import gossip
+
+    rf = _rf_link()
+    local = trust.LocalStation("a" * 32, "DL1A", "f1" * 32, {"stationId": "a" * 32})
+    neighbours = _neighbours(rf, local)
+    session = _session(rf)
+    neighbours.sessions[session.peer_station_id] = session
+    steps: list[str] = []
+
+    async def sync_apps(_link) -> None:
+        steps.append("catalog")
+        if len(steps) == 1:
+            neighbours.catalog_changed()  # a publish while the first exchange goes
+
+    async def sync_link(_link, *, peers: bool) -> dict:
+        steps.append("trust")
+        return {}
+
+    monkeypatch.setattr(gossip, "sync_apps", sync_apps)
+    monkeypatch.setattr(gossip, "sync_link", sync_link)
+    neighbours.maybe_sync(session, None)  # the link came up
+    await asyncio.gather(*neighbours.tasks)
+    assert steps == ["catalog", "catalog", "trust"]
+    assert not neighbours.again and not neighbours.syncing
