@@ -93,7 +93,7 @@ def test_three_stations_route_sync_and_fetch_over_the_air(tmp_path) -> None:
         env = {"MESHSITE_RF_KISS": f"tcp://127.0.0.1:{channel.port}",
                "MESHSITE_RF_ID_INTERVAL": str(ID_INTERVAL),
                "MESHSITE_RF_AIRTIME_SHARE": str(SHARE),
-               "MESHSITE_RF_ROUTE_INTERVAL": "60", "MESHSITE_RF_SYNC_INTERVAL": "20"}
+               "MESHSITE_RF_ROUTE_INTERVAL": "120", "MESHSITE_RF_SYNC_INTERVAL": "20"}
         stations = [StationProcess(tmp_path / f"rr{index}", env=env) for index in range(4)]
         specs = [*zip(stations[:3], owners, CALLS, strict=True), (stations[3], None, "")]
         try:
