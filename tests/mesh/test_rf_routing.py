@@ -60,6 +60,22 @@ def _messages_on_air(transmissions) -> list[dict]:
             for (_, _, count), chunks in parts.items() if len(chunks) == count]
 
 
+def _by_type(messages: list[dict]) -> dict[str, list[int]]:
+    """[count, encoded bytes] per message type (a reply under the type it answers)."""
+    from mesh.rf_codec import encode_message
+
+    asked = {m.get("id"): m.get("type") for m in messages if m.get("req")}
+    out: dict[str, list[int]] = {}
+    for message in messages:
+        kind = str(message.get("type"))
+        if kind in ("REPLY", "ERROR"):
+            kind = f"{kind} to {asked.get(message.get('re'), '?')}"
+        row = out.setdefault(kind, [0, 0])
+        row[0] += 1
+        row[1] += len(encode_message(message))
+    return dict(sorted(out.items(), key=lambda item: -item[1][1]))
+
+
 def _request_frames(station: StationProcess) -> int:
     airtime = station.get("/api/status")[1]["rf"]["airtime"]
     return airtime.get("request", {}).get("frames", 0) + airtime.get("repeat", {}).get(
@@ -171,6 +187,7 @@ def test_three_stations_route_sync_and_fetch_over_the_air(tmp_path) -> None:
         gaps = [b - a for a, b in itertools.pairwise(ids)]
         assert max(gaps) <= ID_INTERVAL, (source, gaps)
     messages = list(_messages_on_air(transmissions))
+    print(f"messages on the air by type: {_by_type(messages)}")
     types = {message.get("type") for message in messages}
     assert {"RF_CREDENTIAL", "ROUTE_UPDATE", "CONTENT_SYNC", "FORWARD"} <= types, types
     for message in messages:
