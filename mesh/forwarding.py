@@ -279,10 +279,9 @@ async def on_forward_chunk(link: Any, payload: dict[str, Any]) -> dict[str, Any]
             raise ForwardError("malformed", f"'{name}' must be a non-negative integer")
     if not 1 <= length <= CHUNK:
         raise ForwardError("malformed", f"'length' must be from 1 to {CHUNK}")
-    state = await _state_get(rid)
+    state = await _state_get(rid)  # and it lives STATE_TTL more
     if state is None or state.get("prev") != link.peer_station_id:
         raise ForwardError("unknown_request", f"no forwarded request {rid} from this link")
-    await linkbus._redis().expire(STATE_PREFIX + rid, STATE_TTL)
     if not state.get("next"):
         data = await _read_local(state["kind"], state["request"], offset, length)
         return {"data": base64.b64encode(data).decode(), "length": len(data)}
@@ -298,7 +297,7 @@ async def _state_put(rid: str, state: dict[str, Any]) -> None:
 
 
 async def _state_get(rid: str) -> dict[str, Any] | None:
-    raw = await linkbus._redis().get(STATE_PREFIX + rid)
+    raw = await linkbus._redis().getex(STATE_PREFIX + rid, ex=STATE_TTL)
     return None if raw is None else json.loads(raw)
 
 
