@@ -15,6 +15,13 @@ source's description (`size` and the app's fields) plus `via`, the callsigns it 
 A TTL that runs out, a station with no route, a next hop that does not answer: the request ends
 there with an ERROR whose detail says where (callsign, hop) and why; each hop passes it back.
 
+The requester may ask for the body's first bytes in the same round trip: `"first": N` (at most
+`CHUNK`). Each relay lowers N to the largest chunk its next hop's link states (an RF link's
+`max_chunk`), and the holder answers with `"chunk"`, the N that reached it, and `"data"`, the
+first min(N, size) bytes (base64): a small page crosses in one round trip per hop, and the
+requester pulls the rest in chunks no link on the path refuses. A FORWARD without `first` (an
+older station) gets no data.
+
 FORWARD_CHUNK {"rid", "offset", "length"} then pulls the body, at most `CHUNK` bytes per reply
 (base64), along the path the FORWARD took (each relay remembers the request id, the hop it came
 from and the one it went to, in Redis, for `STATE_TTL` seconds after the last chunk): the
@@ -94,6 +101,9 @@ def _check(payload: Any) -> dict[str, Any]:
         raise ForwardError("malformed", f"'hop' must be an integer from 1 to {MAX_TTL}")
     if not isinstance(payload.get("sig"), str):
         raise ForwardError("malformed", "'sig' (the origin's signature) is missing")
+    first = payload.get("first", 0)
+    if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first <= CHUNK:
+        raise ForwardError("malformed", f"'first' must be an integer from 0 to {CHUNK}")
     return payload
 
 
@@ -137,6 +147,11 @@ def _where(local: trust.LocalStation, hop: int) -> str:
 
 def _hop_timeout(ttl: int) -> float:
     return settings.MESH_FORWARD_TIMEOUT * max(1, ttl)
+
+
+def _size(meta: dict[str, Any]) -> int:
+    size = meta.get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
 
 
 def _route(dest: str, lan_only: bool = False) -> tuple[str, int] | None:
@@ -222,7 +237,12 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
         raise ForwardError("not_found", f"this station does not hold what was asked ({where})")
     if meta is not None:
         await _state_put(payload["rid"], state)
-        return {**meta, "via": [local.callsign or local.station_id[:12]]}
+        reply = {**meta, "via": [local.callsign or local.station_id[:12]]}
+        first = min(payload.get("first", 0), _size(meta))
+        if first:
+            data = await _read_local(payload["kind"], payload["request"], 0, first)
+            reply.update(chunk=payload["first"], data=base64.b64encode(data).decode())
+        return reply
     ttl = payload["ttl"] - 1
     if ttl < 1:
         raise ForwardError("ttl_expired", f"the TTL ran out ({where})")
@@ -233,6 +253,9 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     state["next"] = nxt
     await _state_put(payload["rid"], state)
     onward = {**payload, "ttl": ttl, "hop": hop + 1}
+    if payload.get("first"):
+        hints = await linkbus.link_hints(nxt)
+        onward["first"] = max(1, min(payload["first"], int(hints.get("chunk") or CHUNK)))
     try:
         reply = await linkbus.request(nxt, FORWARD, onward, _wait(ttl, hops))
     except linkbus.BusError as exc:
@@ -256,10 +279,9 @@ async def on_forward_chunk(link: Any, payload: dict[str, Any]) -> dict[str, Any]
             raise ForwardError("malformed", f"'{name}' must be a non-negative integer")
     if not 1 <= length <= CHUNK:
         raise ForwardError("malformed", f"'length' must be from 1 to {CHUNK}")
-    state = await _state_get(rid)
+    state = await _state_get(rid)  # and it lives STATE_TTL more
     if state is None or state.get("prev") != link.peer_station_id:
         raise ForwardError("unknown_request", f"no forwarded request {rid} from this link")
-    await linkbus._redis().expire(STATE_PREFIX + rid, STATE_TTL)
     if not state.get("next"):
         data = await _read_local(state["kind"], state["request"], offset, length)
         return {"data": base64.b64encode(data).decode(), "length": len(data)}
@@ -275,7 +297,7 @@ async def _state_put(rid: str, state: dict[str, Any]) -> None:
 
 
 async def _state_get(rid: str) -> dict[str, Any] | None:
-    raw = await linkbus._redis().get(STATE_PREFIX + rid)
+    raw = await linkbus._redis().getex(STATE_PREFIX + rid, ex=STATE_TTL)
     return None if raw is None else json.loads(raw)
 
 
@@ -303,7 +325,8 @@ class Fetch:
         self.first_hop = ""
         self.wait = _hop_timeout(self.ttl) + 2
         self.meta: dict[str, Any] = {}
-        self.chunk = CHUNK  # smaller when the first hop is a slow link (RF: its `max_chunk`)
+        self.chunk = CHUNK  # smaller when a link on the path is slow (RF: its `max_chunk`)
+        self.head = b""  # the first bytes, come with the holder's answer
 
     async def open(self) -> dict[str, Any]:
         lan_only = registry.forward_lan_only(self.kind)
@@ -331,7 +354,8 @@ class Fetch:
         await _first_time(self.rid)  # our own request coming back is a loop
         payload = {"rid": self.rid, "origin": local.station_id, "dest": self.dest,
                    "kind": self.kind, "request": self.request, "ttl": self.ttl, "hop": 1,
-                   "credential": local.credential, "sig": protocol.b64encode(signature)}
+                   "credential": local.credential, "sig": protocol.b64encode(signature),
+                   "first": self.chunk}
         try:
             self.meta = await linkbus.request(first, FORWARD, payload, self.wait)
         except linkbus.BusError as exc:
@@ -342,7 +366,24 @@ class Fetch:
         size = self.meta.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ForwardError("malformed", "the holder's answer has no size")
+        self._take_head(self.meta.pop("chunk", None), self.meta.pop("data", None))
         return self.meta
+
+    def _take_head(self, chunk: Any, data: Any) -> None:
+        """The chunk size the path allows and the body's first bytes, from the answer."""
+        if data is None:
+            return
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= self.chunk:
+            raise ForwardError("malformed", f"the holder's answer names a chunk of {chunk!r} "
+                                            f"bytes (asked for at most {self.chunk})")
+        try:
+            head = base64.b64decode(data, validate=True) if isinstance(data, str) else None
+        except ValueError:
+            head = None
+        if head is None or len(head) != min(chunk, self.meta["size"]):
+            raise ForwardError("short_chunk", "the first bytes in the holder's answer are not "
+                                              f"the {min(chunk, self.meta['size'])} asked for")
+        self.chunk, self.head = chunk, head
 
     async def batch(self, offsets: list[int]) -> list[bytes]:
         size = self.meta["size"]
@@ -360,12 +401,15 @@ class Fetch:
         return out
 
     def offsets(self) -> Iterator[list[int]]:
+        """The offsets of the chunks still to pull (after the head), `WINDOW` at a time."""
         size = self.meta["size"]
-        every = list(range(0, size, self.chunk))
+        every = list(range(len(self.head), size, self.chunk))
         for start in range(0, len(every), WINDOW):
             yield every[start:start + WINDOW]
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        if self.head:
+            yield self.head
         for offsets in self.offsets():
             for data in await self.batch(offsets):
                 yield data
@@ -379,6 +423,8 @@ def fetch_sync(dest: str, kind: str, request: dict[str, Any]) -> tuple[dict[str,
     meta = async_to_sync(fetch.open)()
 
     def chunks() -> Iterator[bytes]:
+        if fetch.head:
+            yield fetch.head
         for offsets in fetch.offsets():
             try:
                 yield from async_to_sync(fetch.batch)(offsets)

@@ -180,13 +180,11 @@ async def _remote(peer: str, item: dict[str, Any], timeout: float | None) -> dic
     item["peer"] = peer
     item["expires"] = time.time() + (timeout or item["timeout"] or 10.0)
     if timeout is None:
-        await redis.rpush(owner["q"], json.dumps(item))
-        await redis.expire(owner["q"], 60)
+        await _push(redis, owner["q"], item)
         return {}
     reply_key = REPLY_PREFIX + uuid.uuid4().hex
     item["reply"] = reply_key
-    await redis.rpush(owner["q"], json.dumps(item))
-    await redis.expire(owner["q"], 60)
+    await _push(redis, owner["q"], item)
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -261,9 +259,16 @@ async def _carry(raw: bytes) -> None:
                       "detail": getattr(exc, "detail", str(exc))}
     reply = item.get("reply")
     if reply:
-        redis = _redis()
-        await redis.rpush(reply, json.dumps(answer))
-        await redis.expire(reply, 60)
+        await _push(_redis(), reply, answer)
+
+
+async def _push(redis: Any, key: str, item: dict[str, Any]) -> None:
+    """Append to a list that lives a minute after its last item: one round trip to Redis (a
+    relayed request crosses this twice per hop)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.rpush(key, json.dumps(item))
+    pipe.expire(key, 60)
+    await pipe.execute()
 
 
 # -- meshd's inbox ----------------------------------------------------------------------------

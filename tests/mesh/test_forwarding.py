@@ -123,16 +123,23 @@ async def test_bad_forward_requests_are_refused_with_a_reason_and_the_link_lives
             "unknown entry": await _forward(fake, ws, _request(fake, a_id, secrets.token_hex(32))),
             "forged origin": await _forward(fake, ws, _request(fake, a_id, entry_id,
                                                                origin=other)),
+            "first over 32 KiB": await _forward(fake, ws, {**_request(fake, a_id, entry_id),
+                                                           "first": 32 * 1024 + 1}),
         }
         rid = uuid.uuid4().hex
-        first = await _forward(fake, ws, _request(fake, a_id, entry_id, rid=rid))
+        first = await _forward(fake, ws, {**_request(fake, a_id, entry_id, rid=rid),
+                                          "first": 4})
         answers["replayed id"] = await _forward(fake, ws, _request(fake, a_id, entry_id, rid=rid))
         codes = {what: answer["payload"].get("error") for what, answer in answers.items()}
         assert codes == {"ttl over 10": "bad_ttl", "unknown entry": "unknown_entry",
-                         "forged origin": "forged_origin", "replayed id": "loop"}, answers
-        # The good one went the whole way: A answered with the body's size, via C, B and A.
+                         "forged origin": "forged_origin", "first over 32 KiB": "malformed",
+                         "replayed id": "loop"}, answers
+        # The good one went the whole way: A answered with the body's size and its first
+        # four bytes, asked for with it, via C, B and A.
         assert first["type"] == "REPLY", first
         assert first["payload"]["size"] == len(b"held by A only")
+        assert first["payload"]["chunk"] == 4
+        assert protocol.b64decode(first["payload"]["data"], "data") == b"held"
         assert first["payload"]["via"] == [CALLS[3], CALLS[2], CALLS[1], CALLS[0]]
         ping = fake.envelope("PING", {})
         await ws.send(json.dumps(ping))
