@@ -11,40 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.rf.channel import SimulatedChannel
-from mesh.ax25 import Frame
 from mesh.link_cost import rf_base
-from mesh.rf_codec import Fragment, decode_message, parse_info
 from tests.certificates import pki
 from tests.harness import StationProcess
-from tests.mesh.stations import provision, run_django, wait_for
+from tests.mesh.rf_air import assert_no_mail, mailbox_attempt, messages_on_air
+from tests.mesh.stations import provision, wait_for
 
 pytestmark = pytest.mark.integration
 
 CALLS = ("DL1MB", "DL2MB")
-
-MAILBOX_ATTEMPT = """
-from signaling.mailbox import MailboxError
-from signaling.mailbox_mesh import KIND_BUNDLE, _forward, lan_route_problem
-print(lan_route_problem(sys.argv[1]).code)
-try:
-    _forward(sys.argv[1], KIND_BUNDLE, {"callsign": "DL1MB", "device": "d" * 32})
-except MailboxError as exc:
-    print(exc.code, exc.detail)
-"""
-
-
-def _messages_on_air(transmissions) -> list[dict]:
-    parts: dict[tuple[str, int, int], dict[int, bytes]] = {}
-    for tx in transmissions:
-        for raw in tx.frames:
-            frame = Frame.decode(raw)
-            item = parse_info(frame.info)
-            if isinstance(item, Fragment):
-                key = (str(frame.source), item.msg, item.count)
-                parts.setdefault(key, {})[item.index] = item.chunk
-    return [decode_message(b"".join(chunks[i] for i in range(count)))
-            for (_, _, count), chunks in parts.items() if len(chunks) == count]
-
 
 def _route(station: StationProcess, callsign: str) -> dict | None:
     status, data = station.get("/api/routes")
@@ -73,7 +48,7 @@ def test_a_station_whose_only_route_is_on_the_air_refuses_mailbox_traffic(tmp_pa
             wait_for(lambda: (_route(two, CALLS[0]) or {}).get("cost", 0) >= rf_base(1200),
                      600, "DL2MB routes to DL1MB over RF", interval=1)
             home = _route(two, CALLS[0])["destination"]
-            refused = run_django(two, MAILBOX_ATTEMPT, home)
+            refused = mailbox_attempt(two, home, CALLS[0])
             assert refused.splitlines()[0] == "no_lan_route", refused
             assert "never goes on the air" in refused, refused
             assert one.get("/api/status")[1]["rf"]["source"] == "DL1MB-10"
@@ -81,10 +56,7 @@ def test_a_station_whose_only_route_is_on_the_air_refuses_mailbox_traffic(tmp_pa
             for station in stations:
                 station.stop()
         transmissions = channel.snapshot()
-    messages = _messages_on_air(transmissions)
+    messages = messages_on_air(transmissions)
     types = {message.get("type") for message in messages}
     assert {"RF_CREDENTIAL", "ROUTE_UPDATE"} <= types, types  # the air did carry the mesh
-    for message in messages:
-        payload = message.get("payload") or {}
-        assert message.get("type") != "MAILBOX_HOMES", message
-        assert not str(payload.get("kind", "")).startswith("mailbox"), message
+    assert_no_mail(messages)

@@ -19,11 +19,11 @@ import pytest
 from bench.rf.channel import SimulatedChannel
 from mesh.ax25 import Frame
 from mesh.link_cost import rf_base
-from mesh.rf_codec import Fragment, decode_message, parse_info
 from tests.catalog.test_replication import entry_at, publish
 from tests.certificates import pki
 from tests.harness import StationProcess
-from tests.mesh.stations import provision, run_django, wait_for
+from tests.mesh.rf_air import assert_no_mail, by_type, mailbox_attempt, messages_on_air
+from tests.mesh.stations import provision, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,47 +33,6 @@ pytestmark = pytest.mark.integration
 ID_INTERVAL = 120
 CALLS = ("DL1RR", "DL2RR", "DL3RR")
 SHARE = 0.5
-
-
-MAILBOX_ATTEMPT = """
-from signaling.mailbox import MailboxError
-from signaling.mailbox_mesh import KIND_BUNDLE, _forward, lan_route_problem
-print(lan_route_problem(sys.argv[1]).code)
-try:
-    _forward(sys.argv[1], KIND_BUNDLE, {"callsign": "DL1RR", "device": "d" * 32})
-except MailboxError as exc:
-    print(exc.code, exc.detail)
-"""
-
-
-def _messages_on_air(transmissions) -> list[dict]:
-    """Every mesh message whose fragments all went on the air, decoded."""
-    parts: dict[tuple[str, int, int], dict[int, bytes]] = {}
-    for tx in transmissions:
-        for raw in tx.frames:
-            frame = Frame.decode(raw)
-            item = parse_info(frame.info)
-            if isinstance(item, Fragment):
-                key = (str(frame.source), item.msg, item.count)
-                parts.setdefault(key, {})[item.index] = item.chunk
-    return [decode_message(b"".join(chunks[i] for i in range(count)))
-            for (_, _, count), chunks in parts.items() if len(chunks) == count]
-
-
-def _by_type(messages: list[dict]) -> dict[str, list[int]]:
-    """[count, encoded bytes] per message type (a reply under the type it answers)."""
-    from mesh.rf_codec import encode_message
-
-    asked = {m.get("id"): m.get("type") for m in messages if m.get("req")}
-    out: dict[str, list[int]] = {}
-    for message in messages:
-        kind = str(message.get("type"))
-        if kind in ("REPLY", "ERROR"):
-            kind = f"{kind} to {asked.get(message.get('re'), '?')}"
-        row = out.setdefault(kind, [0, 0])
-        row[0] += 1
-        row[1] += len(encode_message(message))
-    return dict(sorted(out.items(), key=lambda item: -item[1][1]))
 
 
 def _request_frames(station: StationProcess) -> int:
@@ -162,7 +121,7 @@ def test_three_stations_route_sync_and_fetch_over_the_air(tmp_path) -> None:
             # Mailbox traffic never goes on the air (issue 14): DL3RR's only route to DL1RR
             # has an RF hop, so a bundle request for an operator homed there is refused.
             home = _routes(claimed[2])[CALLS[0]]["destination"]
-            refused = run_django(claimed[2], MAILBOX_ATTEMPT, home)
+            refused = mailbox_attempt(claimed[2], home, CALLS[0])
             assert refused.splitlines()[0] == "no_lan_route", refused
             assert "never goes on the air" in refused, refused
             assert silent.get("/api/status")[1]["rf"]["source"] is None
@@ -186,14 +145,11 @@ def test_three_stations_route_sync_and_fetch_over_the_air(tmp_path) -> None:
                if str(frame.source) == source and str(frame.destination) == "ID"]
         gaps = [b - a for a, b in itertools.pairwise(ids)]
         assert max(gaps) <= ID_INTERVAL, (source, gaps)
-    messages = list(_messages_on_air(transmissions))
-    print(f"messages on the air by type: {_by_type(messages)}")
+    messages = messages_on_air(transmissions)
+    print(f"messages on the air by type: {by_type(messages)}")
     types = {message.get("type") for message in messages}
     assert {"RF_CREDENTIAL", "ROUTE_UPDATE", "CONTENT_SYNC", "FORWARD"} <= types, types
-    for message in messages:
-        payload = message.get("payload") or {}
-        assert message.get("type") != "MAILBOX_HOMES", message
-        assert not str(payload.get("kind", "")).startswith("mailbox"), message
+    assert_no_mail(messages)
     # Beacons, IDs, credentials, routing, sync and NACKs draw on the share (what the client
     # asked for, FORWARD and its chunks, goes first and is not charged): the bucket lends a
     # minute's worth and one message may start while it is not in debt.
