@@ -230,8 +230,9 @@ async def catalog_link_sync(link: Any) -> dict[str, int]:
     # Over RF the neighbour verified our credential before it took a message of ours (it
     # cannot check one without it) and keeps it as an origin (`origin_known`): our own
     # entries go without it (a few seconds of air each time otherwise).
-    ours = frozenset({link.local.station_id}) if getattr(link, "kind", "lan") == "rf" and \
-        getattr(link, "local", None) is not None else frozenset()
+    local = getattr(link, "local", None)
+    rf = getattr(link, "kind", "lan") == "rf"
+    ours = frozenset({local.station_id}) if rf and local is not None else frozenset()
     for start in range(0, len(have), ENTRIES_PER_MESSAGE):
         payload = await sync_to_async(entries_payload)(have[start:start + ENTRIES_PER_MESSAGE],
                                                        ours)

@@ -645,10 +645,10 @@ class RfNeighbours:
     async def _sync(self, session: RfLinkSession) -> None:
         """The apps' syncs (the catalog) every time (again at once while our catalog changed
         during it), then trust (certificates, blacklist) when the link comes up and then at
-        most every `TRUST_EVERY` syncs' interval. The
-        catalog goes first on the air (on a LAN link trust does): the credentials heard
-        already brought the neighbours' owner certificates, and each trust exchange costs
-        two round trips of minutes before an entry could cross."""
+        most every `TRUST_EVERY` syncs' interval. The catalog goes first on the air (on a LAN
+        link trust does): the credentials heard already brought the neighbours' owner
+        certificates, and each trust exchange costs two round trips of minutes before an
+        entry could cross."""
         from mesh import gossip
 
         peer = session.peer_station_id
