@@ -39,6 +39,18 @@ def clean_redis(embedded_redis: str) -> Iterator[None]:
     yield
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two groups for `--dist loadgroup` (scripts/test runs two pytest workers): the tests
+    marked `air`, which spend minutes waiting on radio air time, on one worker; everything else
+    on the other, one test at a time as before. On a 2-core machine the stations of two
+    CPU-heavy tests at once would starve each other's timers; an air test beside one does not.
+    Runs before xdist's own hook, which reads these marks."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("air" if item.get_closest_marker("air")
+                                                else "main"))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Keep each phase's report on the item (`item.stash[PHASE_REPORTS]`), so a fixture can

@@ -20,7 +20,7 @@ from tests.mesh.direwolf import KISS_PORT, DirewolfPair, direwolf_available
 from tests.mesh.netns import NetnsStation, netns_available
 from tests.mesh.stations import provision, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.netns]
+pytestmark = [pytest.mark.integration, pytest.mark.netns, pytest.mark.air]
 
 
 PAGE = b"<h1>Net control: DL1DW on 145.500</h1>" + b"<p>Check-ins every hour.</p>" * 20

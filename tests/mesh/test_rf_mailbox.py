@@ -17,7 +17,7 @@ from tests.harness import StationProcess
 from tests.mesh.rf_air import assert_no_mail, mailbox_attempt, messages_on_air
 from tests.mesh.stations import provision, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.air]
 
 CALLS = ("DL1MB", "DL2MB")
 

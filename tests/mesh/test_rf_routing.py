@@ -25,7 +25,7 @@ from tests.harness import StationProcess
 from tests.mesh.rf_air import assert_no_mail, by_type, mailbox_attempt, messages_on_air
 from tests.mesh.stations import provision, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.air]
 
 # Two minutes between IDs and half the air for background traffic (each station gets at most
 # a fifth with two others heard: `rf_link.share_for`): with the defaults (600 s, 10 %) the

@@ -17,7 +17,7 @@ from tests.certificates import pki
 from tests.harness import StationProcess
 from tests.mesh.stations import provision, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.air]
 
 ID_INTERVAL = 30
 

@@ -196,6 +196,10 @@ class Command(BaseCommand):
         specs.append(ChildSpec(
             "worker", [python, "-m", "celery", "-q", "-A", "meshsite", "worker", "-B",
                        "--pool", "threads", "--concurrency", "4",
+                       # One worker per station: nobody to mingle or gossip with, and the
+                       # station's health reads its own heartbeat key (meshsite/health.py),
+                       # not Celery's events. Mingling alone cost a second of every start.
+                       "--without-mingle", "--without-gossip", "--without-heartbeat",
                        "--loglevel", "DEBUG" if env["MESHSITE_LOG_LEVEL"] == "debug" else "WARNING",
                        "--hostname", f"station-{os.getpid()}@%h",
                        "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
