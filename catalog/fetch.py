@@ -13,6 +13,7 @@ going further is the mesh's job).
 from __future__ import annotations
 
 import logging
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import quote
@@ -91,9 +92,11 @@ def _fetch_mesh(entry: ContentEntry, failed: FetchFailed, max_holders: int) -> C
     if not holders:
         failed.reasons.append("no route to any station that holds the body")
     for holder in holders:
+        started = time.monotonic()
         try:
             meta, chunks = fetch_sync(holder["station_id"], "content",
                                       {"entry": entry.entry_id})
+            answered = time.monotonic()
             if meta.get("size") != entry.size:
                 raise ForwardError("wrong_size", f"the holder offers {meta.get('size')} "
                                                  f"bytes, the entry says {entry.size}")
@@ -111,9 +114,13 @@ def _fetch_mesh(entry: ContentEntry, failed: FetchFailed, max_holders: int) -> C
             logger.warning("forwarded body refused", extra={
                 "holder": holder["station_id"], "entry": entry.entry_id, "reason": exc.detail})
             continue
+        # answer_ms: the FORWARD's round trip through every hop (a small body's whole trip);
+        # ms: until the last byte was stored.
         logger.info("body fetched through the mesh", extra={
             "holder": holder["station_id"], "entry": entry.entry_id, "size": entry.size,
-            "via": ",".join(str(v) for v in meta.get("via") or [])})
+            "via": ",".join(str(v) for v in meta.get("via") or []),
+            "answer_ms": round(1000 * (answered - started), 1),
+            "ms": round(1000 * (time.monotonic() - started), 1)})
         return stored
     return None
 
@@ -127,6 +134,7 @@ def _fetch_http(entry: ContentEntry, max_peers: int) -> ContentEntry | None:
             continue
         request = urllib.request.Request(endpoint + url_path,  # noqa: S310 - scheme checked
                                          headers={NO_FETCH_HEADER: "1"})
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(request,  # noqa: S310 - http(s) only, checked above
                                         timeout=settings.CATALOG_FETCH_TIMEOUT) as response:
@@ -142,6 +150,7 @@ def _fetch_http(entry: ContentEntry, max_peers: int) -> ContentEntry | None:
                                                     "entry": entry.entry_id, "error": str(exc)})
             continue
         logger.info("body fetched", extra={"peer": holder["callsign"], "entry": entry.entry_id,
-                                           "size": entry.size})
+                                           "size": entry.size,
+                                           "ms": round(1000 * (time.monotonic() - started), 1)})
         return stored
     return None

@@ -6,26 +6,33 @@ station it merely heard of, so S4 reaches S0 only through S3, S2 and S1. Meanwhi
 two priority-4 bodies (personal: kept at the origin only, so no fetch is served from a copy on
 the way), 10 KB and 1 MB of seeded random bytes. Once S4's /api/routes shows S0 four hops away
 and S1-S4 know both entries, each station GETs the 10 KB body once, untimed (a process's first
-request pays imports and connections: seconds here, no cost of a hop). Then S1, S2, S3 and S4
-(1 to 4 hops from S0) each GET `/c/<S0>/<path>` `--repeat` times per body, timed, and every
-body (warm-up included) is compared byte for byte with what was published.
+request pays imports and connections: seconds here, no cost of a hop). Then `--repeat` rounds:
+in each, S1, S2, S3 and S4 (1 to 4 hops from S0) GET `/c/<S0>/<path>` once per body, timed
+(rounds rather than all of one hop count at a time: whatever slows the machine for a while
+falls on every hop count alike), and every body (warm-up included) is compared byte for byte
+with what was published.
 
 Figures (printed; a benchmark, not a test):
 
-- per body size and hop count: median and max seconds of a whole GET (request to last byte), as
-  a browser at that station would wait. At 1 hop S0 is a direct neighbour: the body comes
-  straight over HTTP. From 2 hops on, the station first asks its direct neighbours over HTTP
-  (they answer 404: they hold nothing; this is part of the time measured), then forwards the
-  request hop by hop (FORWARD) and pulls the body back 32 KB at a time, at most 4 chunks in
-  flight (FORWARD_CHUNK, base64 in signed JSON over each link). The path each fetch took is
-  read from the fetching station's log and printed beside it.
-- added time per hop: the slope of a least-squares line through the medians against hops, in
-  ms per hop, over 1-4 hops and over 2-4 (forwarding only: the step from 1 to 2 hops also
-  changes the transport). For the 1 MB body, divide by 32 to see the cost per chunk and hop.
+- per body size and hop count: median, min and max seconds of a whole GET (request to last
+  byte), as a browser at that station would wait. At 1 hop S0 is a direct neighbour: the body
+  comes straight over HTTP. From 2 hops on, the station first asks its direct neighbours over
+  HTTP (they answer 404: they hold nothing; this is part of the time measured), then forwards
+  the request hop by hop (FORWARD, with the first 32 KB in the holder's answer) and pulls the
+  rest 32 KB at a time, at most 4 chunks in flight (FORWARD_CHUNK, base64 in signed JSON over
+  each link). The path each fetch took is read from the fetching station's log and printed
+  beside it, with the times that station logged for it: `answer_ms`, the FORWARD's round trip
+  through every hop (the whole trip of the 10 KB body), and `ms`, to the last byte stored.
+- added time per hop: least-squares slopes against hops, in ms per hop: of the whole GET's
+  medians over 1-4 hops and over 2-4 (forwarding only: the step from 1 to 2 hops also changes
+  the transport), and of the station's own `answer_ms` and `ms` over 2-4 hops, which leave out
+  the HTTP request and the asks to the neighbours: what one more relay adds. Of the medians and
+  of the minimums (the minimum is a hop's cost with nothing else in the way). For the 1 MB
+  body, divide by 32 to see the cost per chunk and hop.
 - relay memory: VmRSS (/proc/<pid>/status) of the relays' daphne and meshd processes (S1-S3:
   each relay holds one accepted link in daphne and one dialled link in meshd), sampled every
-  20 ms from just before the 1 MB fetches at S4 until they end; the peak increase over that
-  baseline per process. Target: a few chunks (some 100 KB), not a copy of the body: each
+  20 ms during `--repeat` more GETs of the 1 MB body at S4 (after the timed rounds); the peak
+  increase over that baseline per process. Target: a few chunks (some 100 KB), not a copy of the body: each
   figure is judged against 1 MB. RSS rarely shrinks, so an earlier fetch that grew a process
   hides its growth here; the RSS before any fetch is printed too, and each process's RSS after
   each of the GETs (over the baseline): growth that stays and climbs GET after GET is kept
@@ -86,6 +93,7 @@ class Published:
     body: bytes
     url_path: str = ""
     seconds: dict[int, list[float]] = field(default_factory=dict)
+    logged: dict[int, list[Logged]] = field(default_factory=dict)
 
 
 def get(station: StationProcess, path: str, timeout: float = 120) -> tuple[int, bytes]:
@@ -168,19 +176,35 @@ def relay_processes(stations: list[StationProcess]) -> dict[str, int]:
     return found
 
 
-_MESH_FETCH = re.compile(r'msg="body fetched through the mesh" .*?via=("[^"]*"|\S+)')
-_HTTP_FETCH = re.compile(r'msg="body fetched" .*?peer=("[^"]*"|\S+)')
+_MESH_FETCH = re.compile(r'msg="body fetched through the mesh" ')
+_HTTP_FETCH = re.compile(r'msg="body fetched" ')
+_FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 
 
-def paths_taken(log: str) -> list[str]:
-    """How each fetch in a station's log got its body: "mesh via A,B" or "HTTP from A"."""
-    taken = []
+@dataclass
+class Logged:
+    """A fetch as the fetching station logged it (catalog/fetch.py)."""
+
+    way: str  # "mesh via A,B" or "HTTP from A"
+    size: int
+    ms: float  # until the last byte was stored
+    answer_ms: float | None  # the FORWARD's round trip (mesh only)
+
+
+def fetches_logged(log: str) -> list[Logged]:
+    """Every body fetch in a station's log, in order."""
+    found = []
     for line in log.splitlines():
-        if (found := _MESH_FETCH.search(line)) is not None:
-            taken.append("mesh via " + found.group(1).strip('"'))
-        elif (found := _HTTP_FETCH.search(line)) is not None:
-            taken.append("HTTP from " + found.group(1).strip('"'))
-    return taken
+        mesh = _MESH_FETCH.search(line) is not None
+        if not mesh and _HTTP_FETCH.search(line) is None:
+            continue
+        fields = {key: value.strip('"') for key, value in _FIELD.findall(line)}
+        with contextlib.suppress(KeyError, ValueError):
+            found.append(Logged(
+                way=f"mesh via {fields['via']}" if mesh else f"HTTP from {fields['peer']}",
+                size=int(fields["size"]), ms=float(fields["ms"]),
+                answer_ms=float(fields["answer_ms"]) if mesh else None))
+    return found
 
 
 def slope_ms(points: dict[int, float], hops: range) -> float:
@@ -342,37 +366,58 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up GET of the {items[0].label} body at S1-S4 done after "
               f"{time.monotonic() - started:.0f} s\n", flush=True)
 
-        sampled: RssPeak | None = None
+        # Timed GETs in rounds, each round one GET per hop count and body: whatever slows the
+        # machine for a while (a periodic task, another process) falls on every hop count alike.
+        log_seen = {hops: len(stations[hops].output()) for hops in range(1, 5)}
+        for _ in range(args.repeat):
+            for hops in range(1, 5):
+                for item in items:
+                    seconds, bad = fetch_round(stations[hops], item, 1)
+                    wrong += bad
+                    item.seconds.setdefault(hops, []).extend(seconds)
         for hops in range(1, 5):
             station = stations[hops]
-            log_seen = len(station.output())
+            fetched = fetches_logged(station.output()[log_seen[hops]:])
             for item in items:
-                if hops == 4 and item.label == "1 MB":
-                    with RssPeak(relays) as sampled:
-                        seconds, bad = fetch_round(station, item, args.repeat, sampled.mark)
-                else:
-                    seconds, bad = fetch_round(station, item, args.repeat)
-                wrong += bad
-                item.seconds[hops] = seconds
-                taken = paths_taken(station.output()[log_seen:])
-                log_seen = len(station.output())
-                ways = sorted(set(taken))
+                seconds = item.seconds[hops]
+                mine = [f for f in fetched if f.size == len(item.body)]
+                item.logged[hops] = mine
+                ways = sorted({f.way for f in mine})
+                answer = [f.answer_ms for f in mine if f.answer_ms is not None]
+                inside = (f"; in the station: answer {statistics.median(answer):.1f} ms, "
+                          f"last byte {statistics.median(f.ms for f in mine):.1f} ms (medians)"
+                          if answer else "")
                 print(f"  {item.label:>5} at {CALLS[hops]} ({hops} hop{'s' if hops > 1 else ' '}): "
-                      f"median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s, "
-                      f"{args.repeat - bad}/{args.repeat} bodies exact; "
-                      f"{len(taken)} fetched: {'; '.join(ways) or 'path not logged'}",
-                      flush=True)
+                      f"GET median {statistics.median(seconds):.3f} s, min {min(seconds):.3f} s, "
+                      f"max {max(seconds):.3f} s{inside}; {len(mine)} fetched: "
+                      f"{'; '.join(ways) or 'path not logged'}", flush=True)
 
-        print("\nadded time per hop (least-squares slope of the medians):")
+        print("\nadded time per hop (least-squares slopes):")
         for item in items:
             medians = {h: statistics.median(s) for h, s in item.seconds.items()}
+            lows = {h: min(s) for h, s in item.seconds.items()}
             row = "  ".join(f"{h} hop{'s' if h > 1 else ' '} {medians[h]:.3f} s"
                             for h in sorted(medians))
-            print(f"  {item.label:>5}: {row}; slope {slope_ms(medians, range(1, 5)):.1f} ms/hop "
-                  f"over 1-4 hops, {slope_ms(medians, range(2, 5)):.1f} ms/hop over 2-4 "
-                  f"(forwarding only)")
+            print(f"  {item.label:>5} whole GET, medians: {row}; "
+                  f"{slope_ms(medians, range(1, 5)):.1f} ms/hop over 1-4 hops, "
+                  f"{slope_ms(medians, range(2, 5)):.1f} over 2-4 "
+                  f"(minimums: {slope_ms(lows, range(2, 5)):.1f} over 2-4)")
+            for label, pick in (("FORWARD answer", "answer_ms"), ("to the last byte", "ms")):
+                values = {h: [getattr(f, pick) for f in item.logged.get(h, [])
+                              if getattr(f, pick) is not None] for h in range(2, 5)}
+                if not all(values.values()):
+                    continue
+                med = {h: statistics.median(v) / 1e3 for h, v in values.items()}
+                low = {h: min(v) / 1e3 for h, v in values.items()}
+                row = "  ".join(f"{h} hops {med[h] * 1e3:.1f} ms" for h in sorted(med))
+                print(f"  {item.label:>5} mesh fetch in the station, {label}: {row}; "
+                      f"{slope_ms(med, range(2, 5)):.1f} ms per relay (medians), "
+                      f"{slope_ms(low, range(2, 5)):.1f} (minimums)")
 
-        assert sampled is not None
+        # Relay memory: the same GET of the 1 MB body at S4, `--repeat` times more, sampled.
+        with RssPeak(relays) as sampled:
+            wrong += fetch_round(stations[4], items[-1], args.repeat, sampled.mark)[1]
+
         print(f"\nrelay RSS during the 1 MB fetches at {CALLS[4]} (VmRSS every "
               f"{RSS_INTERVAL * 1e3:.0f} ms; before any fetch / before these fetches / peak):")
         increases = {}
