@@ -78,11 +78,10 @@ def mesh_holders(entry: ContentEntry) -> list[dict]:
     holders.discard("")
     found = []
     for station_id in holders:
-        route = mesh_selectors.route_to(station_id)
+        route = mesh_selectors.next_hop_to(station_id)
         if route is None:
             continue
-        cost = route["cost"] if isinstance(route, dict) else route.cost
-        found.append({"station_id": station_id, "cost": cost})
+        found.append({"station_id": station_id, "cost": route.cost})
     found.sort(key=lambda holder: holder["cost"])
     return found
 

@@ -177,9 +177,10 @@ def station_sign(message: bytes) -> bytes:
     return station_private_key().sign(message)
 
 
-def station_credential() -> dict | None:
-    """This station's credential for other stations; None while unclaimed."""
-    station = station_get()
+def station_credential(station: Station | None = None) -> dict | None:
+    """This station's credential for other stations (of `station`, the row just read, if
+    given); None while unclaimed."""
+    station = station or station_get()
     if station.state == StationState.UNCLAIMED or not station.delegation_signature:
         return None
     return {

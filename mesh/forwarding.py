@@ -41,6 +41,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -159,17 +160,12 @@ def _route(dest: str, lan_only: bool = False) -> tuple[str, int] | None:
     LAN/IP links only), or None."""
     from mesh import selectors
 
-    route = selectors.route_to(dest)
+    route = selectors.next_hop_to(dest)
     if route is None:
         return None
-    if isinstance(route, dict):
-        if lan_only:
-            return ((route["lan_next_hop"], int(route["lan_hops"] or 1))
-                    if route.get("lan_next_hop") else None)
-        return route["next_hop"], int(route["hops"])
     if lan_only:
-        return (route.lan_next_hop, int(route.lan_hops or 1)) if route.lan_next_hop else None
-    return route.next_hop, int(route.hops)
+        return (route.lan_next_hop, route.lan_hops or 1) if route.lan_next_hop else None
+    return route.next_hop, route.hops
 
 
 def _no_route(dest: str, lan_only: bool, where: str) -> ForwardError:
@@ -187,25 +183,41 @@ def _wait(ttl: int, hops: int) -> float:
 
 # -- handlers -------------------------------------------------------------------------------
 
-def _at_this_hop(payload: dict[str, Any]) -> tuple[trust.LocalStation, ForwardError | None,
-                                                   dict[str, Any] | None,
-                                                   tuple[str, int] | None]:
-    """Everything a hop needs from the database, in one trip to the sync thread (each trip
-    costs milliseconds on a busy station): this station, the origin's proof (or the error),
-    what this station holds of the request, and the route onward when it holds nothing."""
-    local = trust.local_station()
+@dataclass
+class _Hop:
+    """What a hop learnt from the database about a FORWARD (see `_at_this_hop`)."""
+
+    local: trust.LocalStation
+    refused: ForwardError | None = None
+    meta: dict[str, Any] | None = None  # what this station holds of the request
+    head: bytes = b""  # its first bytes, when asked for (`first`)
+    onward: tuple[str, int] | None = None  # (next hop, hops) when it holds nothing
+
+
+def _at_this_hop(payload: dict[str, Any]) -> _Hop:
+    """Everything a hop needs from the database and the disk, in one trip to the sync thread
+    (each trip costs milliseconds on a busy station): this station, the origin's proof (or
+    the error), what this station holds of the request and its first bytes, or the route
+    onward when it holds nothing."""
+    hop = _Hop(trust.local_station())
     try:
         _prove_origin(payload)
     except ForwardError as exc:
-        return local, exc, None, None
+        hop.refused = exc
+        return hop
     source = registry.forward_source(payload["kind"])
     if source is None:
-        return local, ForwardError("unknown_kind", f"no forwarded requests of kind "
-                                                   f"{payload['kind']!r} here"), None, None
-    meta = source.describe(payload["request"])
-    onward = None if meta is not None or payload["dest"] == local.station_id else \
-        _route(payload["dest"], registry.forward_lan_only(payload["kind"]))
-    return local, None, meta, onward
+        hop.refused = ForwardError("unknown_kind", f"no forwarded requests of kind "
+                                                   f"{payload['kind']!r} here")
+        return hop
+    hop.meta = source.describe(payload["request"])
+    if hop.meta is not None:
+        first = min(payload.get("first", 0), _size(hop.meta))
+        if first:
+            hop.head = source.read(payload["request"], 0, first)
+    elif payload["dest"] != hop.local.station_id:
+        hop.onward = _route(payload["dest"], registry.forward_lan_only(payload["kind"]))
+    return hop
 
 
 async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +227,8 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
         _refused(link, exc)
         raise
     hop = payload["hop"]
-    local, refused, meta, found = await sync_to_async(_at_this_hop)(payload)
+    here = await sync_to_async(_at_this_hop)(payload)
+    local, refused, meta, found = here.local, here.refused, here.meta, here.onward
     where = _where(local, hop)
     if refused is not None and refused.code == "forged_origin":
         _refused(link, refused)
@@ -238,10 +251,8 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     if meta is not None:
         await _state_put(payload["rid"], state)
         reply = {**meta, "via": [local.callsign or local.station_id[:12]]}
-        first = min(payload.get("first", 0), _size(meta))
-        if first:
-            data = await _read_local(payload["kind"], payload["request"], 0, first)
-            reply.update(chunk=payload["first"], data=base64.b64encode(data).decode())
+        if here.head:
+            reply.update(chunk=payload["first"], data=base64.b64encode(here.head).decode())
         return reply
     ttl = payload["ttl"] - 1
     if ttl < 1:

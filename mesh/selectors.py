@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
@@ -207,6 +207,23 @@ def routes(*, destination: str | None = None) -> list[Route]:
     if destination is not None:
         rows = rows.filter(_route_destination_q(destination))
     return [_known_callsigns(route) for route in rows]
+
+
+class NextHop(NamedTuple):
+    next_hop: str
+    hops: int
+    cost: int
+    lan_next_hop: str
+    lan_hops: int | None
+
+
+def next_hop_to(station_id: str) -> NextHop | None:
+    """Where traffic for `station_id` goes, from its stored route, or None: what forwarding
+    reads at every hop, so one row by its unique key and no callsigns (`route_to` fills those
+    in with subqueries, several times the cost)."""
+    row = (Route.objects.filter(destination=station_id)
+           .values_list("next_hop", "hops", "cost", "lan_next_hop", "lan_hops").first())
+    return None if row is None else NextHop(*row)
 
 
 def route_to(station_id: str) -> Route | None:

@@ -8,6 +8,7 @@ certificates app's function names, so the rest of the mesh stays independent of 
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,7 @@ def local_station() -> LocalStation:
     from certificates import services as cert_services
 
     station = cert_selectors.station_get()
-    credential = cert_services.station_credential()
+    credential = cert_services.station_credential(station)
     callsign = ""
     fingerprint = ""
     withheld = ""
@@ -76,6 +77,13 @@ def local_station() -> LocalStation:
 def _fingerprint_of(pem: Any) -> str:
     if not isinstance(pem, str | bytes):
         return ""
+    return _fingerprint_of_pem(pem)
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint_of_pem(pem: str | bytes) -> str:
+    """SHA-256 of a PEM certificate, "" if it is none; cached: every forwarded request asks
+    for this station's own (a pure function of the text)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 

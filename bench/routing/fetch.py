@@ -30,12 +30,12 @@ Figures (printed; a benchmark, not a test):
   of the minimums (the minimum is a hop's cost with nothing else in the way). For the 1 MB
   body, divide by 32 to see the cost per chunk and hop.
 - relay memory: VmRSS (/proc/<pid>/status) of the relays' daphne and meshd processes (S1-S3:
-  each relay holds one accepted link in daphne and one dialled link in meshd), sampled every
-  20 ms during `--repeat` more GETs of the 1 MB body at S4 (after the timed rounds); the peak
-  increase over that baseline per process. Target: a few chunks (some 100 KB), not a copy of the body: each
-  figure is judged against 1 MB. RSS rarely shrinks, so an earlier fetch that grew a process
-  hides its growth here; the RSS before any fetch is printed too, and each process's RSS after
-  each of the GETs (over the baseline): growth that stays and climbs GET after GET is kept
+  each relay holds one accepted link in daphne and one dialled link in meshd), sampled every 20
+  ms during `--repeat` more GETs of the 1 MB body at S4 (after the timed rounds); the peak
+  increase over that baseline per process. Target: a few chunks (some 100 KB), not a copy of the
+  body: each figure is judged against 1 MB. RSS rarely shrinks, so an earlier fetch that grew a
+  process hides its growth here; the RSS before any fetch is printed too, and each process's RSS
+  after each of the GETs (over the baseline): growth that stays and climbs GET after GET is kept
   memory, a peak that falls back is memory in flight.
 - relay memory over many GETs (`--memory-gets`, default 32; 0 skips it): S4 then GETs the 1 MB
   body that many more times, untimed but checked, and the VmRSS of each relay process after
