@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,7 +14,9 @@ from tests.certificates import pki
 from tests.harness import StationProcess
 from tests.mesh.stations import provision, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+# The first test of the module also waits for the three stations of `trio` to start: on a busy
+# 2-core machine (and on PostgreSQL) that alone has taken two minutes.
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 FAST = {"MESHSITE_MESH_GOSSIP_INTERVAL": "5", "MESHSITE_CATALOG_SYNC_INTERVAL": "5",
         "MESHSITE_MESH_RECONNECT_MAX": "2", "MESHSITE_MESH_DIAL_LEARNT_PEERS": "off"}
@@ -48,6 +51,18 @@ def link(left: StationProcess, right: StationProcess) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def start_claimed(stations: list[tuple[StationProcess, pki.Identity, str]], root) -> None:
+    """Provision (a few manage.py runs each) and start the stations side by side: one after
+    another is minutes of waiting on a busy machine."""
+    def one(spec: tuple[StationProcess, pki.Identity, str]) -> None:
+        station, owner, callsign = spec
+        provision(station, roots=[root], owner=owner, callsign=callsign)
+        station.start()
+
+    with ThreadPoolExecutor(len(stations)) as pool:
+        list(pool.map(one, stations))
+
+
 def linked(station: StationProcess, callsigns: set[str]) -> bool:
     _, peers = station.get("/api/peers")
     return {p["callsign"] for p in peers if p["authenticated"]} >= callsigns
@@ -70,12 +85,9 @@ def trio(tmp_path_factory, pkis):
             env = dict(FAST)
             if name == "B":
                 env["MESHSITE_CATALOG_STORAGE_BUDGET"] = str(B_BUDGET)
-            station = StationProcess(tmp_path_factory.mktemp(f"cat-{name}"), env=env)
-            provision(station, roots=[pkis["root"]], owner=pkis[f"DL1{name}"],
-                      callsign=f"DL1{name}")
-            stations[name] = station
-        for station in stations.values():
-            station.start()
+            stations[name] = StationProcess(tmp_path_factory.mktemp(f"cat-{name}"), env=env)
+        start_claimed([(station, pkis[f"DL1{name}"], f"DL1{name}")
+                       for name, station in stations.items()], pkis["root"])
         a, b, c = stations["A"], stations["B"], stations["C"]
         link(a, b)
         link(b, c)
@@ -192,9 +204,7 @@ def test_partitioned_publishes_of_one_operator_converge(trio, pkis, tmp_path_fac
     e = StationProcess(tmp_path_factory.mktemp("cat-E"),
                        env={**FAST, "MESHSITE_CATALOG_CLOCK_OFFSET_MS": str(180_000)})
     try:
-        for station in (d, e):
-            provision(station, roots=[pkis["root"]], owner=pkis["DL1D"], callsign="DL1D")
-            station.start()
+        start_claimed([(d, pkis["DL1D"], "DL1D"), (e, pkis["DL1D"], "DL1D")], pkis["root"])
         from_e = publish(e, tmp_path, "status.html", b"E: net open on 146.52", 1)
         from_d = publish(d, tmp_path, "status.html", b"D: net open on 145.50", 1)
         link(d, trio["B"])
