@@ -29,22 +29,15 @@ def _health_info(data: dict[str, Any]) -> None:
     data["networkMode"] = selectors.network_mode_get()["mode"]
 
 
-def _meshd_check() -> tuple[bool, str]:
-    from mesh.daemon import DAEMON_KEY
-    from meshsite.health import heartbeat_check
-
-    # meshd beats every 1.5 s into a key that expires after 5 s.
-    return heartbeat_check(part="mesh", key=DAEMON_KEY, what="mesh daemon (meshd)", max_age=5)
-
-
 class MeshConfig(AppConfig):
     name = "mesh"
     verbose_name = "Mesh"
 
     def ready(self) -> None:
         from mesh.gossip import register_builtin_handlers
+        from mesh.selectors import DAEMON_KEY
         from meshsite.status import (
-            register_health_check,
+            register_health_heartbeat,
             register_health_info,
             register_info,
             register_status,
@@ -53,5 +46,7 @@ class MeshConfig(AppConfig):
         register_builtin_handlers()
         register_status(_status)
         register_info(_info)
-        register_health_check("meshd", _meshd_check)
+        # meshd beats every 1.5 s into a key that expires after 5 s.
+        register_health_heartbeat("meshd", part="mesh", key=DAEMON_KEY,
+                                  what="mesh daemon (meshd)", max_age=5)
         register_health_info(_health_info)

@@ -46,14 +46,13 @@ from mesh import (
 from mesh.dbcall import db as _db
 from mesh.links import CLOSE_IDENTITY, HANDSHAKE_TIMEOUT, LinkSession
 from mesh.models import Peer
+from mesh.selectors import DAEMON_KEY
 from meshsite.redisconn import get_async_redis
 from meshsite.version import full_version
 
 logger = logging.getLogger(__name__)
-DAEMON_KEY = "meshsite:mesh:daemon"
 UNCLAIMED_REFUSAL = "refused: unclaimed"
 UNCLAIMED_RETRY = 3.0  # seconds between dials of a peer that is not claimed yet
-
 
 
 @dataclass

@@ -52,9 +52,12 @@ def network_mode_get() -> dict[str, Any]:
     return state
 
 
+DAEMON_KEY = "meshsite:mesh:daemon"  # meshd's heartbeat (mesh/daemon.py)
+
+
 def daemon_alive() -> bool:
     try:
-        return bool(get_redis().exists("meshsite:mesh:daemon"))
+        return bool(get_redis().exists(DAEMON_KEY))
     except Exception:
         return False
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -39,22 +40,10 @@ def parts_record(parts: dict[str, dict[str, Any]], *, client: Any = None) -> Non
     pipe.execute()
 
 
-def supervised_part(name: str) -> dict[str, Any] | None:
-    """What the supervisor last saw of part `name`, or None when no supervisor records it."""
-    with contextlib.suppress(Exception):
-        raw = get_redis().hget(PARTS_KEY, name)
-        return json.loads(raw) if raw else None
-    return None
-
-
-def heartbeat_check(*, part: str, key: str, what: str, max_age: float) -> CheckResult:
-    """ok when `key` holds a time.time() written within `max_age` seconds, by the process the
-    supervisor runs now (not one that was replaced since)."""
-    try:
-        raw = get_redis().get(key)
-    except Exception as exc:
-        return False, f"{what} heartbeat unreadable: {exc}"
-    record = supervised_part(part)
+def _heartbeat(raw: bytes | None, record: dict[str, Any] | None, *, what: str,
+               max_age: float) -> CheckResult:
+    """ok when `raw` (a heartbeat key's value) is a time.time() written within `max_age`
+    seconds, by the process the supervisor runs now (`record`: not one replaced since)."""
     if record is not None and record["state"] != "running":
         return False, f"{what} (pid {record['pid']}) {record['detail']}"
     if raw is None:
@@ -70,6 +59,33 @@ def heartbeat_check(*, part: str, key: str, what: str, max_age: float) -> CheckR
     return True, f"{pid}heartbeat {age:.1f}s ago"
 
 
+@dataclass
+class _Snapshot:
+    """What the checks read from Redis, in one round trip (`/api/status` is polled, and on a
+    busy station each round trip waits its turn: one instead of six)."""
+
+    error: str = ""  # Redis did not answer: why
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the supervisor's record
+    beats: dict[str, bytes | None] = field(default_factory=dict)  # heartbeat key -> value
+
+
+def _snapshot(keys: list[str]) -> _Snapshot:
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.ping()
+        pipe.hgetall(PARTS_KEY)
+        for key in keys:
+            pipe.get(key)
+        _pong, parts, *beats = pipe.execute()
+    except Exception as exc:
+        return _Snapshot(error=str(exc) or type(exc).__name__)
+    snapshot = _Snapshot(beats=dict(zip(keys, beats, strict=True)))
+    for name, value in parts.items():
+        with contextlib.suppress(ValueError, TypeError):
+            snapshot.parts[name.decode()] = json.loads(value)
+    return snapshot
+
+
 def check_database() -> CheckResult:
     try:
         with connection.cursor() as cursor:
@@ -80,53 +96,39 @@ def check_database() -> CheckResult:
     return True, connection.vendor
 
 
-def check_redis() -> CheckResult:
-    try:
-        get_redis().ping()
-    except Exception as exc:
-        return False, f"redis unreachable: {exc}"
-    return True, "pong"
-
-
-def supervised_web_parts() -> dict[str, dict[str, Any]]:
-    """What the supervisor last saw of each web process (`web`, `web-2`, ...)."""
-    with contextlib.suppress(Exception):
-        raw = get_redis().hgetall(PARTS_KEY)
-        parts = {name.decode(): json.loads(value) for name, value in raw.items()}
-        return {name: part for name, part in parts.items()
-                if name == "web" or name.startswith("web-")}
-    return {}
-
-
-def check_web() -> CheckResult:
+def _check_web(parts: dict[str, dict[str, Any]]) -> CheckResult:
     """The web server runs this very check: if it is read, daphne answered. With several web
     processes on the station's socket (`MESHSITE_WEB_PROCESSES`), one the supervisor saw die
     fails the check until it runs again: the others still answer, with less to spare."""
-    parts = supervised_web_parts()
-    down = [f"{name} (pid {part['pid']}) {part['detail']}" for name, part in sorted(parts.items())
+    web = {name: part for name, part in parts.items() if name == "web" or name.startswith("web-")}
+    down = [f"{name} (pid {part['pid']}) {part['detail']}" for name, part in sorted(web.items())
             if part["state"] != "running"]
     if down:
         return False, "web process down: " + "; ".join(down)
     detail = f"daphne (pid {os.getpid()}) answering"
-    if len(parts) > 1:
-        detail += f", {len(parts)} web processes running"
+    if len(web) > 1:
+        detail += f", {len(web)} web processes running"
     return True, detail
 
 
-def check_worker() -> CheckResult:
-    return heartbeat_check(part="worker", key=HEARTBEAT_KEY, what="Celery worker/beat",
-                           max_age=settings.HEARTBEAT_MAX_AGE)
-
-
 def report(*, web: bool = True) -> dict[str, dict[str, Any]]:
-    """{part: {ok, detail}} for every part, the apps' registered checks included."""
-    checks = {"database": check_database, "redis": check_redis, "web": check_web,
-              "worker": check_worker}
-    if not web:
-        del checks["web"]
-    checks.update(station_status.health_checks())
-    results = {}
-    for name, check in checks.items():
-        ok, detail = check()
-        results[name] = {"ok": ok, "detail": detail}
-    return results
+    """{part: {ok, detail}} for every part, the apps' registered checks included: the
+    database, Redis, the web server, the worker and every registered heartbeat (meshd) from one
+    Redis round trip, then any other check an app registered."""
+    beats = {"worker": ("worker", HEARTBEAT_KEY, "Celery worker/beat",
+                        float(settings.HEARTBEAT_MAX_AGE))}
+    beats.update(station_status.health_heartbeats())
+    snapshot = _snapshot([key for _part, key, _what, _age in beats.values()])
+    results: dict[str, CheckResult] = {"database": check_database()}
+    results["redis"] = ((False, f"redis unreachable: {snapshot.error}") if snapshot.error
+                        else (True, "pong"))
+    if web:
+        results["web"] = _check_web(snapshot.parts)
+    for name, (part, key, what, max_age) in beats.items():
+        results[name] = ((False, f"{what} heartbeat unreadable: {snapshot.error}")
+                         if snapshot.error else
+                         _heartbeat(snapshot.beats[key], snapshot.parts.get(part), what=what,
+                                    max_age=max_age))
+    for name, check in station_status.health_checks().items():
+        results[name] = check()
+    return {name: {"ok": ok, "detail": detail} for name, (ok, detail) in results.items()}

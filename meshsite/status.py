@@ -3,7 +3,7 @@
 `meshsite` holds no domain logic: each app registers, in its `AppConfig.ready`, a function that
 fills in its part (the certificates app the station state and owner, the mesh the network mode,
 signaling the connected clients) and, if it has one, a health check of a part it runs (the mesh
-its daemon) and what `/healthz` should say besides (the mesh its network mode).
+its daemon's heartbeat) and what `/healthz` should say besides (the mesh its network mode).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ HealthCheck = Callable[[], tuple[bool, str]]
 _status_providers: list[StatusProvider] = []
 _info_providers: list[StatusProvider] = []
 _health_checks: dict[str, HealthCheck] = {}
+# name -> (the supervisor's part name, heartbeat key in Redis, what it is, max age in seconds)
+_health_heartbeats: dict[str, tuple[str, str, str, float]] = {}
 _health_info_providers: list[StatusProvider] = []
 
 
@@ -35,6 +37,18 @@ def register_info(provider: StatusProvider) -> None:
 
 def register_health_check(name: str, check: HealthCheck) -> None:
     _health_checks[name] = check
+
+
+def register_health_heartbeat(name: str, *, part: str, key: str, what: str,
+                              max_age: float) -> None:
+    """A part that proves it lives by writing time.time() into Redis `key`: checked by
+    `meshsite.health` with the others in one round trip (ok within `max_age` seconds, and
+    only from the process the supervisor runs as `part` now)."""
+    _health_heartbeats[name] = (part, key, what, max_age)
+
+
+def health_heartbeats() -> dict[str, tuple[str, str, str, float]]:
+    return dict(_health_heartbeats)
 
 
 def register_health_info(provider: StatusProvider) -> None:
