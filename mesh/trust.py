@@ -8,7 +8,6 @@ certificates app's function names, so the rest of the mesh stays independent of 
 from __future__ import annotations
 
 import base64
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -65,33 +64,13 @@ def local_station() -> LocalStation:
     withheld = ""
     if credential:
         callsign = credential.get("callsign") or ""
-        fingerprint = _fingerprint_of(credential.get("certificate"))
+        fingerprint = station.owner_fingerprint  # of the certificate, stored with the claim
         if is_blacklisted(fingerprint):
             credential, callsign, withheld = None, "", "owner_blacklisted"
     else:
         withheld = "unclaimed"
     return LocalStation(station_id=station.station_id, callsign=callsign,
                         fingerprint=fingerprint, credential=credential, withheld=withheld)
-
-
-def _fingerprint_of(pem: Any) -> str:
-    if not isinstance(pem, str | bytes):
-        return ""
-    return _fingerprint_of_pem(pem)
-
-
-@functools.lru_cache(maxsize=16)
-def _fingerprint_of_pem(pem: str | bytes) -> str:
-    """SHA-256 of a PEM certificate, "" if it is none; cached: every forwarded request asks
-    for this station's own (a pure function of the text)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
-    try:
-        data = pem.encode() if isinstance(pem, str) else pem
-        return x509.load_pem_x509_certificate(data).fingerprint(hashes.SHA256()).hex()
-    except ValueError:
-        return ""
 
 
 def sign(message: bytes) -> bytes:
