@@ -86,6 +86,14 @@ def mesh_holders(entry: ContentEntry) -> list[dict]:
     return found
 
 
+def _callsign_of(station_id: str) -> str:
+    """The callsign meshd's routing table (or the peer list) gives `station_id`, or ""."""
+    from mesh import selectors as mesh_selectors
+
+    route = mesh_selectors.route_to(station_id)
+    return route.callsign if route is not None else ""
+
+
 def _fetch_mesh(entry: ContentEntry, failed: FetchFailed, max_holders: int) -> ContentEntry | None:
     holders = mesh_holders(entry)[:max_holders]
     if not holders:
@@ -100,7 +108,8 @@ def _fetch_mesh(entry: ContentEntry, failed: FetchFailed, max_holders: int) -> C
                 raise ForwardError("wrong_size", f"the holder offers {meta.get('size')} "
                                                  f"bytes, the entry says {entry.size}")
             stored = body_store(entry=entry, chunks=chunks,
-                                source_station_id=holder["station_id"])
+                                source_station_id=holder["station_id"],
+                                source_callsign=_callsign_of(holder["station_id"]))
         except ForwardError as exc:
             failed.reasons.append(f"{exc.code}: {exc.detail}")
             failed.timeout = failed.timeout or exc.code == "timeout"

@@ -113,8 +113,12 @@ def entry_fields(entry: ContentEntry) -> EntryFields:
 
 
 def _replica_record(entry: ContentEntry, station_id: str, callsign: str = "") -> None:
-    ContentReplica.objects.update_or_create(entry=entry, station_id=station_id,
-                                            defaults={"callsign": callsign})
+    """Note that `station_id` holds the body; a callsign once known is never blanked."""
+    replica, created = ContentReplica.objects.get_or_create(
+        entry=entry, station_id=station_id, defaults={"callsign": callsign})
+    if not created:
+        replica.callsign = callsign or replica.callsign
+        replica.save(update_fields=["callsign", "seen_at"])
 
 
 def path_resolve(*, origin_callsign: str, path: str) -> ContentEntry | None:

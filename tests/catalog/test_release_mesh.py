@@ -80,3 +80,9 @@ def test_a_release_published_at_a_installs_from_c_two_hops_away(topology, tmp_pa
     assert "0.0.21" in shown.stdout, shown
     # The bodies came to C through the mesh (B holds none of them: priority 2, never asked).
     assert "body fetched through the mesh" in net.stations[C].output()
+    # ... and C records who held them by callsign, not by a bare station id.
+    status, data = net.get_json(C, f"/api/content-catalog?origin={CALLS[A]}&pageSize=500")
+    manifest = next(row for row in data["entries"] if row["path"] == "releases/1/manifest.json")
+    status, detail = net.get_json(C, f"/api/content-catalog/{manifest['entryId']}")
+    assert status == 200, detail
+    assert {r["callsign"] for r in detail["replicas"]} == {CALLS[A], CALLS[C]}, detail
