@@ -24,7 +24,8 @@ older station) gets no data.
 
 FORWARD_CHUNK {"rid", "offset", "length"} then pulls the body, at most `CHUNK` bytes per reply
 (base64), along the path the FORWARD took (each relay remembers the request id, the hop it came
-from and the one it went to, in Redis, for `STATE_TTL` seconds after the last chunk): the
+from and the one it went to, in Redis, for `STATE_TTL` seconds after the last chunk, and in
+the process holding the link, which the chunks reach without asking Redis again): the
 requester keeps at most `WINDOW` chunk requests in flight, so no hop holds more than a few
 chunks of a body, and none keeps any of it. The requester checks what it assembled against the
 signed hash (the app does: `body_store`).
@@ -142,6 +143,26 @@ async def _first_time(rid: str) -> bool:
     return bool(await linkbus._redis().set(SEEN_PREFIX + rid, b"1", nx=True, ex=SEEN_TTL))
 
 
+# The seen-set and the request's state in one round trip: the state is written only when the
+# request id is new (a replay never overwrites the path of the first).
+_SEEN_THEN_STATE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
+
+
+async def _first_time_with(rid: str, state: dict[str, Any] | None) -> bool:
+    """Whether `rid` is new here (the seen-set); if so, remember its `state` (None: nothing to
+    remember, the request ends here with an error)."""
+    first = await linkbus._redis().eval(
+        _SEEN_THEN_STATE, 2, SEEN_PREFIX + rid, STATE_PREFIX + rid, SEEN_TTL,
+        json.dumps(state) if state is not None else "", STATE_TTL)
+    if first and state is not None:
+        _states_keep(rid, state)
+    return bool(first)
+
+
 def _where(local: trust.LocalStation, hop: int) -> str:
     return f"at {local.callsign or local.station_id[:12]}, hop {hop}"
 
@@ -194,12 +215,13 @@ class _Hop:
     onward: tuple[str, int] | None = None  # (next hop, hops) when it holds nothing
 
 
-def _at_this_hop(payload: dict[str, Any]) -> _Hop:
+def _at_this_hop(payload: dict[str, Any], local: trust.LocalStation | None) -> _Hop:
     """Everything a hop needs from the database and the disk, in one trip to the sync thread
-    (each trip costs milliseconds on a busy station): this station, the origin's proof (or
-    the error), what this station holds of the request and its first bytes, or the route
-    onward when it holds nothing."""
-    hop = _Hop(trust.local_station())
+    (each trip costs milliseconds on a busy station): this station (`local`, the identity the
+    link was proven under, when the link knows it: a change of identity closes the link), the
+    origin's proof (or the error), what this station holds of the request and its first
+    bytes, or the route onward when it holds nothing."""
+    hop = _Hop(local or trust.local_station())
     try:
         _prove_origin(payload)
     except ForwardError as exc:
@@ -227,53 +249,57 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
         _refused(link, exc)
         raise
     hop = payload["hop"]
-    here = await sync_to_async(_at_this_hop)(payload)
-    local, refused, meta, found = here.local, here.refused, here.meta, here.onward
+    here = await sync_to_async(_at_this_hop)(payload, getattr(link, "local", None))
+    local, meta = here.local, here.meta
     where = _where(local, hop)
-    if refused is not None and refused.code == "forged_origin":
-        _refused(link, refused)
-        raise ForwardError(refused.code, f"{refused.detail} ({where})") from refused
+    if here.refused is not None and here.refused.code == "forged_origin":
+        _refused(link, here.refused)
+        raise ForwardError(here.refused.code, f"{here.refused.detail} ({where})") from here.refused
     if payload["origin"] == local.station_id:
         exc = ForwardError("loop", f"our own request {payload['rid']} came back ({where})")
         _refused(link, exc)
         raise exc
-    if not await _first_time(payload["rid"]):
+    ttl = payload["ttl"] - 1
+    lan_only = registry.forward_lan_only(payload["kind"])
+    ends = here.refused
+    if ends is None and meta is None:
+        if payload["dest"] == local.station_id:
+            ends = ForwardError("not_found", f"this station does not hold what was asked "
+                                             f"({where})")
+        elif ttl < 1:
+            ends = ForwardError("ttl_expired", f"the TTL ran out ({where})")
+        elif here.onward is None:
+            ends = _no_route(payload["dest"], lan_only, where)
+    nxt, hops = here.onward if meta is None and ends is None else ("", 0)
+    state = None if ends is not None else {
+        "prev": link.peer_station_id, "kind": payload["kind"], "request": payload["request"],
+        "next": nxt}
+    if not await _first_time_with(payload["rid"], state):
         exc = ForwardError("loop", f"request {payload['rid']} was already seen here ({where}): "
                                    "a loop or a replay")
         _refused(link, exc)
         raise exc
-    if refused is not None:
-        raise refused
-    state = {"prev": link.peer_station_id, "kind": payload["kind"],
-             "request": payload["request"], "next": ""}
-    if meta is None and payload["dest"] == local.station_id:
-        raise ForwardError("not_found", f"this station does not hold what was asked ({where})")
+    if ends is not None:
+        raise ends
     if meta is not None:
-        await _state_put(payload["rid"], state)
         reply = {**meta, "via": [local.callsign or local.station_id[:12]]}
         if here.head:
             reply.update(chunk=payload["first"], data=base64.b64encode(here.head).decode())
         return reply
-    ttl = payload["ttl"] - 1
-    if ttl < 1:
-        raise ForwardError("ttl_expired", f"the TTL ran out ({where})")
-    lan_only = registry.forward_lan_only(payload["kind"])
-    if found is None:
-        raise _no_route(payload["dest"], lan_only, where)
-    nxt, hops = found
-    state["next"] = nxt
-    await _state_put(payload["rid"], state)
     onward = {**payload, "ttl": ttl, "hop": hop + 1}
+    via = None if linkbus.local_link(nxt) else await linkbus.owner(nxt)
     if payload.get("first"):
-        hints = await linkbus.link_hints(nxt)
-        onward["first"] = max(1, min(payload["first"], int(hints.get("chunk") or CHUNK)))
+        chunk = linkbus.hints(nxt, via).get("chunk") or CHUNK
+        onward["first"] = max(1, min(payload["first"], int(chunk)))
     try:
-        reply = await linkbus.request(nxt, FORWARD, onward, _wait(ttl, hops))
+        reply = await linkbus.request(nxt, FORWARD, onward, _wait(ttl, hops), via=via)
     except linkbus.BusError as exc:
         raise ForwardError(exc.code, f"the next hop {nxt[:12]} did not answer: {exc.detail} "
                                      f"({where})") from exc
-    via = reply.get("via") if isinstance(reply.get("via"), list) else []
-    return {**reply, "via": [local.callsign or local.station_id[:12], *via[:MAX_TTL]]}
+    if via is not None:
+        _states_keep(payload["rid"], state, via)
+    via_calls = reply.get("via") if isinstance(reply.get("via"), list) else []
+    return {**reply, "via": [local.callsign or local.station_id[:12], *via_calls[:MAX_TTL]]}
 
 
 def _refused(link: Any, exc: ForwardError) -> None:
@@ -290,26 +316,59 @@ async def on_forward_chunk(link: Any, payload: dict[str, Any]) -> dict[str, Any]
             raise ForwardError("malformed", f"'{name}' must be a non-negative integer")
     if not 1 <= length <= CHUNK:
         raise ForwardError("malformed", f"'length' must be from 1 to {CHUNK}")
-    state = await _state_get(rid)  # and it lives STATE_TTL more
+    state, via = await _state_get(rid)  # and it lives STATE_TTL more
     if state is None or state.get("prev") != link.peer_station_id:
         raise ForwardError("unknown_request", f"no forwarded request {rid} from this link")
     if not state.get("next"):
         data = await _read_local(state["kind"], state["request"], offset, length)
         return {"data": base64.b64encode(data).decode(), "length": len(data)}
     try:
-        return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
-                                     settings.MESH_FORWARD_TIMEOUT * 2)
+        try:
+            return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
+                                         settings.MESH_FORWARD_TIMEOUT * 2, via=via)
+        except linkbus.BusError as exc:
+            if via is None or exc.code != "no_link":
+                raise
+            # The link to the next hop came up again in another process: look it up anew.
+            _states_keep(rid, state)
+            return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
+                                         settings.MESH_FORWARD_TIMEOUT * 2)
     except linkbus.BusError as exc:
         raise ForwardError(exc.code, f"the next hop stopped answering: {exc.detail}") from exc
 
 
-async def _state_put(rid: str, state: dict[str, Any]) -> None:
-    await linkbus._redis().set(STATE_PREFIX + rid, json.dumps(state), ex=STATE_TTL)
+# The requests this process passed on or served, as in Redis (the path of each), with the
+# owner record of the next hop's link: the chunks of a body come over the same link as its
+# FORWARD, so to the same process, which then needs no Redis round trip to find either. Redis
+# stays the truth (a link that came up again in another process finds the state there) and its
+# copy's expiry is renewed at most every `STATE_TTL` / 4 seconds.
+_states: dict[str, tuple[float, dict[str, Any], dict[str, Any] | None]] = {}
+STATES_KEPT = 1000
 
 
-async def _state_get(rid: str) -> dict[str, Any] | None:
+def _states_keep(rid: str, state: dict[str, Any] | None,
+                 via: dict[str, Any] | None = None) -> None:
+    if state is None:
+        return
+    if len(_states) >= STATES_KEPT:
+        for old in list(_states)[:STATES_KEPT // 4]:  # the oldest quarter
+            del _states[old]
+    _states.pop(rid, None)
+    _states[rid] = (time.monotonic(), state, via)
+
+
+async def _state_get(rid: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    kept = _states.get(rid)
+    if kept is not None and time.monotonic() - kept[0] < STATE_TTL / 4:
+        return kept[1], kept[2]
     raw = await linkbus._redis().getex(STATE_PREFIX + rid, ex=STATE_TTL)
-    return None if raw is None else json.loads(raw)
+    if raw is None:
+        _states.pop(rid, None)
+        return None, None
+    state = json.loads(raw)
+    via = kept[2] if kept is not None and kept[1] == state else None
+    _states_keep(rid, state, via)
+    return state, via
 
 
 async def _read_local(kind: str, request: dict[str, Any], offset: int, length: int) -> bytes:
@@ -338,6 +397,7 @@ class Fetch:
         self.meta: dict[str, Any] = {}
         self.chunk = CHUNK  # smaller when a link on the path is slow (RF: its `max_chunk`)
         self.head = b""  # the first bytes, come with the holder's answer
+        self.via: dict[str, Any] | None = None  # the first hop's link owner (another process)
 
     async def open(self) -> dict[str, Any]:
         lan_only = registry.forward_lan_only(self.kind)
@@ -358,7 +418,8 @@ class Fetch:
         first, hops = found
         self.first_hop = first
         self.wait = _wait(self.ttl, hops) + 2
-        hints = await linkbus.link_hints(first)
+        self.via = None if linkbus.local_link(first) else await linkbus.owner(first)
+        hints = linkbus.hints(first, self.via)
         self.chunk = max(1, min(CHUNK, int(hints.get("chunk") or CHUNK)))
         signature = trust.sign(signed_message(  # inline: the key is cached, signing is fast
             self.rid, local.station_id, self.dest, self.kind, self.request))
@@ -368,7 +429,7 @@ class Fetch:
                    "credential": local.credential, "sig": protocol.b64encode(signature),
                    "first": self.chunk}
         try:
-            self.meta = await linkbus.request(first, FORWARD, payload, self.wait)
+            self.meta = await linkbus.request(first, FORWARD, payload, self.wait, via=self.via)
         except linkbus.BusError as exc:
             raise ForwardError(exc.code, f"the first hop {first[:12]} did not answer: "
                                          f"{exc.detail}") from exc
@@ -398,11 +459,8 @@ class Fetch:
 
     async def batch(self, offsets: list[int]) -> list[bytes]:
         size = self.meta["size"]
-        replies = await asyncio.gather(*(
-            linkbus.request(self.first_hop, FORWARD_CHUNK,
-                            {"rid": self.rid, "offset": offset,
-                             "length": min(self.chunk, size - offset)},
-                            self.wait) for offset in offsets))
+        replies = await asyncio.gather(*(self._chunk(offset, min(self.chunk, size - offset))
+                                         for offset in offsets))
         out = []
         for offset, reply in zip(offsets, replies, strict=True):
             data = base64.b64decode(reply.get("data") or "")
@@ -410,6 +468,17 @@ class Fetch:
                 raise ForwardError("short_chunk", f"chunk at {offset} has {len(data)} bytes")
             out.append(data)
         return out
+
+    async def _chunk(self, offset: int, length: int) -> dict[str, Any]:
+        ask = {"rid": self.rid, "offset": offset, "length": length}
+        via = self.via
+        try:
+            return await linkbus.request(self.first_hop, FORWARD_CHUNK, ask, self.wait, via=via)
+        except linkbus.BusError as exc:
+            if via is None or exc.code != "no_link":
+                raise
+            self.via = None  # the link came up again in another process: look it up anew
+            return await linkbus.request(self.first_hop, FORWARD_CHUNK, ask, self.wait)
 
     def offsets(self) -> Iterator[list[int]]:
         """The offsets of the chunks still to pull (after the head), `WINDOW` at a time."""

@@ -61,21 +61,30 @@ def local_link(peer: str) -> Any | None:
     return link
 
 
-async def link_hints(peer: str) -> dict[str, Any]:
+async def owner(peer: str) -> dict[str, Any] | None:
+    """The record of the process holding the link to `peer` (`q`: its bus queue, and the
+    link's hints), None when no process holds one. Pass it to `request` for several requests
+    in a row over the same link (a forwarded body's chunks): one Redis round trip less each."""
+    raw = await _redis().hget(OWNERS_KEY, peer)
+    if raw is None:
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        record = json.loads(raw)
+        if isinstance(record, dict) and isinstance(record.get("q"), str):
+            return record
+    return None
+
+
+def hints(peer: str, record: dict[str, Any] | None) -> dict[str, Any]:
     """What the link to `peer` states about itself (`floor`: least request timeout in
-    seconds, `chunk`: largest body chunk to ask for), wherever it is held; {} if none."""
+    seconds, `chunk`: largest body chunk to ask for): from the link when this process holds
+    it, else from its owner `record`; {} if none."""
     link = local_link(peer)
     if link is not None:
         return {key: value for key, value in (("floor", getattr(link, "timeout_floor", 0)),
                                               ("chunk", getattr(link, "max_chunk", 0)))
                 if value}
-    raw = await _redis().hget(OWNERS_KEY, peer)
-    if raw is None:
-        return {}
-    with contextlib.suppress(ValueError, TypeError):
-        owner = json.loads(raw)
-        return {key: owner[key] for key in ("floor", "chunk") if owner.get(key)}
-    return {}
+    return {key: record[key] for key in ("floor", "chunk") if record and record.get(key)}
 
 
 _bandwidths: dict[str, tuple[float, float | None]] = {}
@@ -145,9 +154,10 @@ async def linked_peers() -> dict[str, dict[str, Any]]:
 
 
 async def request(peer: str, type_: str, payload: dict[str, Any],
-                  timeout: float = 10.0) -> dict[str, Any]:
+                  timeout: float = 10.0, *, via: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send a request over the link to `peer` and return its reply payload. Raises
-    MeshHandlerError with the peer's error, or BusError (no_link, timeout)."""
+    MeshHandlerError with the peer's error, or BusError (no_link, timeout). `via`: the link's
+    `owner` record, read before (None: read it now, when another process holds the link)."""
     link = local_link(peer)
     if link is not None:
         try:
@@ -155,7 +165,7 @@ async def request(peer: str, type_: str, payload: dict[str, Any],
         except TimeoutError as exc:
             raise BusError("timeout", f"{peer[:12]} did not answer in {timeout:g} s") from exc
     return await _remote(peer, {"type": type_, "payload": payload, "timeout": timeout,
-                                "oneway": False}, timeout)
+                                "oneway": False}, timeout, via)
 
 
 async def send(peer: str, type_: str, payload: dict[str, Any]) -> None:
@@ -168,23 +178,23 @@ async def send(peer: str, type_: str, payload: dict[str, Any]) -> None:
                   None)
 
 
-async def _remote(peer: str, item: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+async def _remote(peer: str, item: dict[str, Any], timeout: float | None,
+                  via: dict[str, Any] | None = None) -> dict[str, Any]:
     redis = _redis()
-    raw = await redis.hget(OWNERS_KEY, peer)
-    if raw is None:
+    record = via or await owner(peer)
+    if record is None:
         raise BusError("no_link", f"no link to {peer[:12]}")
-    owner = json.loads(raw)
     if timeout is not None:
-        timeout = max(timeout, float(owner.get("floor") or 0))
-    item["timeout"] = max(float(item.get("timeout") or 0), float(owner.get("floor") or 0))
+        timeout = max(timeout, float(record.get("floor") or 0))
+    item["timeout"] = max(float(item.get("timeout") or 0), float(record.get("floor") or 0))
     item["peer"] = peer
     item["expires"] = time.time() + (timeout or item["timeout"] or 10.0)
     if timeout is None:
-        await _push(redis, owner["q"], item)
+        await _push(redis, record["q"], item)
         return {}
     reply_key = REPLY_PREFIX + uuid.uuid4().hex
     item["reply"] = reply_key
-    await _push(redis, owner["q"], item)
+    await _push(redis, record["q"], item)
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()

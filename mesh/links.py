@@ -330,21 +330,27 @@ class LinkSession:
                 await self.refuse("blacklisted", "the owner certificate of this station has "
                                                  "been blacklisted")
                 return
-        if not await first_time_seen(envelope.id, self.window):
+        # An answer (REPLY, ERROR with `re`) needs no shared seen-set: it counts only for a
+        # request of ours still waiting in this process, whose id is new and random, and only
+        # once (the wait ends with it). Anything else is checked across the station's processes
+        # (the same message replayed over another link, held by another process).
+        answer = envelope.type in (protocol.REPLY, protocol.ERROR) and envelope.re
+        if not answer and not await first_time_seen(envelope.id, self.window):
             await self._error(envelope.id, "replay", f"message {envelope.id} was already seen")
             return
+        future = self._pending.get(envelope.re) if answer else None
+        if answer and (future is None or future.done()):
+            return  # late, or a copy: nothing waits for it
         self.last_heard = time.monotonic()
         if self.on_heard is not None:
             self.on_heard(self)
-        if envelope.type in (protocol.REPLY, protocol.ERROR) and envelope.re:
-            future = self._pending.get(envelope.re)
-            if future is not None and not future.done():
-                if envelope.type == protocol.REPLY:
-                    future.set_result(envelope.payload)
-                else:
-                    future.set_exception(MeshHandlerError(
-                        str(envelope.payload.get("error", "error")),
-                        str(envelope.payload.get("detail", ""))))
+        if future is not None:
+            if envelope.type == protocol.REPLY:
+                future.set_result(envelope.payload)
+            else:
+                future.set_exception(MeshHandlerError(
+                    str(envelope.payload.get("error", "error")),
+                    str(envelope.payload.get("detail", ""))))
             return
         if envelope.type == protocol.ERROR:
             logger.info("mesh peer reported an error", extra={

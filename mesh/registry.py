@@ -15,6 +15,8 @@ station's key, comes from that station, is fresh (timestamp window) and not a re
 `LinkContext` gives the handler the proven peer and a way to talk back:
 
     link.peer_station_id, link.peer_callsign, link.peer_fingerprint
+    link.local      # this station as the link proved it (trust.LocalStation; a change of
+                    # identity closes the link)
     await link.send(type, payload)                       -> message id
     await link.request(type, payload, timeout=10.0)      -> reply payload (dict)
 
