@@ -22,13 +22,16 @@ def test_a_short_flood_meets_every_target():
     text = "\n".join(report.lines)
     assert report.missed == [], f"{report.missed}\n{text}"
     # It flooded: the limits acted, not merely nothing happened. The per-address limit counts
-    # per clock minute, so a burst that straddles a minute boundary is allowed twice the limit
-    # (the benchmark prints how much it allowed over the minutes it touched).
+    # per clock minute, so a burst that straddles a minute boundary by the client's clock may
+    # be allowed up to twice the limit (the benchmark prints how much it allowed over the
+    # minutes it touched), or only the limit, when the station counted every attempt after
+    # the boundary: at least the limit, at most what the minutes touched allow.
     one = re.search(r"(\d+) attempts in [\d.]+ s: (\d+) accepted, (\d+) refused \(limit "
                     r"(\d+)/min, (\d+) over the minutes touched\)", text)
     assert one, text
-    attempts, accepted, refused, _, allowed = map(int, one.groups())
-    assert accepted == min(attempts, allowed) and refused == attempts - accepted, text
+    attempts, accepted, refused, limit, allowed = map(int, one.groups())
+    assert min(attempts, limit) <= accepted <= min(attempts, allowed), text
+    assert refused == attempts - accepted, text
     assert f"refused sockets closed 1008: {refused} of {refused}" in text, text
     many = re.search(r"accepted per address min (\d+) max (\d+) \(limit (\d+)\), \d+ held open "
                      r"at once, (\d+) refused or failed \(0 failed\)", text)
