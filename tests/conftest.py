@@ -42,34 +42,26 @@ def clean_redis(embedded_redis: str) -> Iterator[None]:
 STATIONS_MARKS = ("integration", "netns", "browser")
 
 
-def stream_of(item: pytest.Item) -> tuple[int, str]:
-    """(order, xdist group) of a test for `--dist loadgroup` (see the hook below)."""
+def stream_of(item: pytest.Item) -> int:
+    """Where a test goes in the run's order (see the hook below)."""
     if item.get_closest_marker("air"):
-        return 0, "air"
+        return 0
     if any(item.get_closest_marker(mark) for mark in STATIONS_MARKS):
-        return 1, "stations"
-    return 2, "inprocess:" + item.nodeid.split("::", 1)[0]
+        return 1
+    return 2
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `--dist loadgroup` (scripts/test runs two pytest workers, with
-    `--no-loadscope-reorder`: groups are handed out in the order of the items):
-
-    1. `air`: the tests that spend minutes waiting on radio air time, one after another, first
-       on one worker;
-    2. `stations`: the tests that start stations (subprocesses, namespaces, browsers), one after
-       another, first on the other worker: on a 2-core machine the stations of two such tests
-       at once would starve each other's timers; an air test beside one does not;
-    3. every other module (in-process tests) a group of its own, handed to whichever worker
-       runs out of work first.
-
-    The items are sorted by that order, stably (pytest-randomly's shuffle stays within each
-    part). Runs after pytest-randomly's wrapper and before xdist's hook, which reads the marks."""
-    streams = {item.nodeid: stream_of(item) for item in items}
-    items.sort(key=lambda item: streams[item.nodeid][0])
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(streams[item.nodeid][1]))
+    """The long tests first: those marked `air` (minutes of radio air time each), then those
+    that start stations (subprocesses, namespaces, browsers), then the in-process ones; stably,
+    so pytest-randomly's shuffle stays within each part. scripts/test's two workers
+    (`--dist loadgroup --no-loadscope-reorder`, with no `xdist_group` marks: every test a unit
+    of its own) take the tests one at a time in this order, so the longest do not end up at
+    the tail of the run. pytest-django's own sort runs after this one (database tests, then
+    transactional ones, then the rest) and is kept: a transactional test empties the tables."""
+    order = {item.nodeid: stream_of(item) for item in items}
+    items.sort(key=lambda item: order[item.nodeid])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
