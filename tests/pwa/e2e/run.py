@@ -443,6 +443,22 @@ def secure_origin(browser, base, a, b, c, internet, tokens, pages, wait_for, htt
         return isinstance(data, dict) and len(data.get("entries", [])) == 2
 
     wait_for(conflict_seen, 240, "A sees both versions of DL1D/net.html")
+
+    def both_versions_served() -> bool:
+        # The page previews each version with one fetch when it loads: wait until A serves
+        # both (it fetches each body from B or C the first time), then open it.
+        _, data = http_json(base + "/api/content-catalog?versions=1&conflicts=1")
+        entries = data.get("entries", []) if isinstance(data, dict) else []
+        for entry in entries:
+            try:
+                with urllib.request.urlopen(base + entry["versionUrl"], timeout=30) as answer:
+                    if answer.status != 200:
+                        return False
+            except OSError:
+                return False
+        return len(entries) == 2
+
+    wait_for(both_versions_served, 240, "A serves both versions of DL1D/net.html")
     page.goto(base + "/content")
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('.conflict .preview'))"
