@@ -323,16 +323,8 @@ async def on_forward_chunk(link: Any, payload: dict[str, Any]) -> dict[str, Any]
         data = await _read_local(state["kind"], state["request"], offset, length)
         return {"data": base64.b64encode(data).decode(), "length": len(data)}
     try:
-        try:
-            return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
-                                         settings.MESH_FORWARD_TIMEOUT * 2, via=via)
-        except linkbus.BusError as exc:
-            if via is None or exc.code != "no_link":
-                raise
-            # The link to the next hop came up again in another process: look it up anew.
-            _states_keep(rid, state)
-            return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
-                                         settings.MESH_FORWARD_TIMEOUT * 2)
+        return await linkbus.request(state["next"], FORWARD_CHUNK, payload,
+                                     settings.MESH_FORWARD_TIMEOUT * 2, via=via)
     except linkbus.BusError as exc:
         raise ForwardError(exc.code, f"the next hop stopped answering: {exc.detail}") from exc
 
@@ -459,8 +451,11 @@ class Fetch:
 
     async def batch(self, offsets: list[int]) -> list[bytes]:
         size = self.meta["size"]
-        replies = await asyncio.gather(*(self._chunk(offset, min(self.chunk, size - offset))
-                                         for offset in offsets))
+        replies = await asyncio.gather(*(
+            linkbus.request(self.first_hop, FORWARD_CHUNK,
+                            {"rid": self.rid, "offset": offset,
+                             "length": min(self.chunk, size - offset)},
+                            self.wait, via=self.via) for offset in offsets))
         out = []
         for offset, reply in zip(offsets, replies, strict=True):
             data = base64.b64decode(reply.get("data") or "")
@@ -468,17 +463,6 @@ class Fetch:
                 raise ForwardError("short_chunk", f"chunk at {offset} has {len(data)} bytes")
             out.append(data)
         return out
-
-    async def _chunk(self, offset: int, length: int) -> dict[str, Any]:
-        ask = {"rid": self.rid, "offset": offset, "length": length}
-        via = self.via
-        try:
-            return await linkbus.request(self.first_hop, FORWARD_CHUNK, ask, self.wait, via=via)
-        except linkbus.BusError as exc:
-            if via is None or exc.code != "no_link":
-                raise
-            self.via = None  # the link came up again in another process: look it up anew
-            return await linkbus.request(self.first_hop, FORWARD_CHUNK, ask, self.wait)
 
     def offsets(self) -> Iterator[list[int]]:
         """The offsets of the chunks still to pull (after the head), `WINDOW` at a time."""

@@ -157,15 +157,21 @@ async def request(peer: str, type_: str, payload: dict[str, Any],
                   timeout: float = 10.0, *, via: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send a request over the link to `peer` and return its reply payload. Raises
     MeshHandlerError with the peer's error, or BusError (no_link, timeout). `via`: the link's
-    `owner` record, read before (None: read it now, when another process holds the link)."""
+    `owner` record, read before (None: read it now, when another process holds the link); when
+    that process no longer holds the link (it came up again in another), it is read anew once."""
     link = local_link(peer)
     if link is not None:
         try:
             return await link.request(type_, payload, timeout)
         except TimeoutError as exc:
             raise BusError("timeout", f"{peer[:12]} did not answer in {timeout:g} s") from exc
-    return await _remote(peer, {"type": type_, "payload": payload, "timeout": timeout,
-                                "oneway": False}, timeout, via)
+    try:
+        return await _remote(peer, {"type": type_, "payload": payload, "timeout": timeout,
+                                    "oneway": False}, timeout, via)
+    except BusError as exc:
+        if via is None or exc.code != "no_link":
+            raise
+    return await request(peer, type_, payload, timeout)
 
 
 async def send(peer: str, type_: str, payload: dict[str, Any]) -> None:
