@@ -431,6 +431,7 @@ class SignalSocket(_SocketApp):
                 await self._error(conn, "not_registered", "Send REGISTER first")
                 return
             peers = await self._peers(hub, conn)
+            await conn.room_told([peer["id"] for peer in peers])
             await conn.send_text(_dumps({"type": "PEER_LIST", "room": conn.room,
                                          "peers": peers}).decode())
         elif kind == "NONCE":
@@ -550,6 +551,9 @@ class SignalSocket(_SocketApp):
             "type": "REGISTERED", "clientId": conn.client_id, "callsign": conn.callsign,
             "hasLicense": licensed, "room": room, "serverOwner": await _server_owner(),
             "peers": peers}).decode())
+        # Room events that came since the claim (another process's broadcast can be late) go
+        # after REGISTERED, only those its peer list does not already hold.
+        await conn.room_told([peer["id"] for peer in peers], first=True)
         await hub.broadcast_room(room, _dumps({"type": "PEER_JOINED", "peer": peer}).decode(),
                                  exclude=conn.client_id)
         _Station.get()[1].opened(conn, self.protocol)

@@ -16,7 +16,11 @@ Redis is touched only where other processes are involved:
 - relay between processes: one pub/sub channel per process, `{p}p:{proc}`. The route script looks
   up the owner and publishes to its channel in one round trip; the frame text is serialised once
   by the sender and written as is by the receiving process.
-- room events (PEER_JOINED / PEER_LEFT) go to every process on the channel `{p}b`.
+- room events (PEER_JOINED / PEER_LEFT) go to every process on the channel `{p}b`. Each
+  connection passes on only what changes the room its client was told of (`Connection.room_event`):
+  held until the client has its REGISTERED with the peer list, then a join of a peer it already
+  knows, or a leave of one it never knew, is dropped (a broadcast can arrive after the list that
+  already holds it).
 - PeerJS messages to ids not connected anywhere wait in `{p}q:{id}` lists (bounded per id and in
   total bytes), indexed by creation time in `{p}qi`; any process sweeps the expired ones.
 """
@@ -66,7 +70,7 @@ class Connection:
     __slots__ = (
         "bucket", "callsign", "client_id", "closed", "conn_id", "counters", "expires_at",
         "expiry_code", "licensed", "messages_in", "ns", "outcome", "registered", "remote",
-        "room", "send", "since", "superseded", "token", "warnings",
+        "room", "room_held", "room_view", "send", "since", "superseded", "token", "warnings",
     )
 
     def __init__(self, *, ns: str, send: Callable[[dict], Awaitable[None]], remote: str) -> None:
@@ -90,6 +94,37 @@ class Connection:
         self.outcome = ""
         self.counters: dict[str, int] = {}
         self.bucket: Any = None
+        # The peers of its room this client was told of (REGISTERED, PEER_LIST, then each
+        # join and leave), and the room events held back until it had its REGISTERED.
+        self.room_view: set[str] = set()
+        self.room_held: list[tuple[bool, str, str]] | None = []
+
+    async def room_event(self, joined: bool, peer_id: str, text: str) -> None:
+        """A PEER_JOINED (`joined`) or PEER_LEFT of `peer_id` in this connection's room: held
+        until `room_told`, then sent only when it changes what the client was told."""
+        if self.room_held is not None:
+            self.room_held.append((joined, peer_id, text))
+            return
+        await self._room_change(joined, peer_id, text)
+
+    async def room_told(self, peer_ids: list[str], *, first: bool = False) -> None:
+        """The client now holds this list of its room's peers (REGISTERED when `first`, or a
+        PEER_LIST); with `first`, the events held meanwhile follow, those that change it."""
+        self.room_view = set(peer_ids)
+        if not first or self.room_held is None:
+            return
+        while self.room_held:  # events arriving during a send queue behind these
+            await self._room_change(*self.room_held.pop(0))
+        self.room_held = None
+
+    async def _room_change(self, joined: bool, peer_id: str, text: str) -> None:
+        if joined == (peer_id in self.room_view):
+            return  # a join it already knows of, or a leave of a peer it never knew
+        if joined:
+            self.room_view.add(peer_id)
+        else:
+            self.room_view.discard(peer_id)
+        await self.send_text(text)
 
     async def send_text(self, text: str) -> bool:
         if self.closed:
@@ -445,9 +480,14 @@ class Hub:
                                  US.join(("R", self.proc, room, exclude, text)))
 
     async def _room_local(self, room: str, text: str, exclude: str) -> None:
-        for conn in list(self.rooms.get(room, ())):
-            if conn.client_id != exclude:
-                await conn.send_text(text)
+        members = [conn for conn in self.rooms.get(room, ()) if conn.client_id != exclude]
+        if not members:
+            return
+        event = json.loads(text)  # built by a station process: PEER_JOINED or PEER_LEFT
+        joined = event["type"] == "PEER_JOINED"
+        peer_id = event["peer"]["id"] if joined else event["peerId"]
+        for conn in members:
+            await conn.room_event(joined, peer_id, text)
 
     async def room_peers(self, room: str) -> list[bytes]:
         return await self.redis.hvals(f"{self.config.prefix}r:{room}")

@@ -4,6 +4,7 @@ seconds (presence TTL 2 s, refresh 0.2 s in these tests)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -76,6 +77,36 @@ async def test_presence_across_processes(bases):
                                                      "peerId": reg_b["clientId"]}
     await send(alice, {"type": "LIST_PEERS"})
     assert (await expect_type(alice, "PEER_LIST"))["peers"] == []
+
+
+async def test_a_late_room_broadcast_never_repeats_what_the_peer_list_said(bases):
+    """A PEER_JOINED that another process published before a client registered can reach this
+    process after the client's REGISTERED, whose peer list already holds that peer (under load
+    it once came even before the REGISTERED). The client is told each join and leave once."""
+    from meshsite.redisconn import get_redis
+    from signaling.hub import KEY_PREFIX, US
+
+    one, two = bases
+    alice, reg_a = await native(one, room="late")
+    bob, reg_b = await native(two, room="late")
+    assert [peer["id"] for peer in reg_b["peers"]] == [reg_a["clientId"]]
+
+    def late(text: str) -> None:  # as process one's broadcast, arriving late at two
+        get_redis().publish(f"{KEY_PREFIX}b", US.join(("R", "elsewhere", "late", "", text)))
+
+    late(json.dumps({"type": "PEER_JOINED", "peer": {"id": reg_a["clientId"],
+                                                      "callsign": "GUEST",
+                                                      "hasLicense": False}}))
+    late(json.dumps({"type": "PEER_LEFT", "peerId": "0" * 32}))  # never in the room
+    # Carol's join is published after those, so it reaches process two after them.
+    carol, reg_c = await native(one, room="late")
+    assert (await recv(bob))["peer"]["id"] == reg_c["clientId"]
+    await carol.close()
+    assert await recv(bob) == {"type": "PEER_LEFT", "peerId": reg_c["clientId"]}
+    await send(bob, {"type": "LIST_PEERS"})
+    assert await recv(bob) == {"type": "PEER_LIST", "room": "late", "peers": [
+        {"id": reg_a["clientId"], "callsign": "GUEST", "hasLicense": False}]}
+    await alice.close()
 
 
 async def test_peerjs_relay_across_processes_and_queue_delivered_on_the_other(bases):
