@@ -140,27 +140,16 @@ def _prove_origin(payload: dict[str, Any]) -> trust.ProvenStation:
 
 
 async def _first_time(rid: str) -> bool:
+    """Whether `rid` is new here: the seen-set, shared by the station's processes."""
     return bool(await linkbus._redis().set(SEEN_PREFIX + rid, b"1", nx=True, ex=SEEN_TTL))
 
 
-# The seen-set and the request's state in one round trip: the state is written only when the
-# request id is new (a replay never overwrites the path of the first).
-_SEEN_THEN_STATE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
-return 1
-"""
-
-
-async def _first_time_with(rid: str, state: dict[str, Any] | None) -> bool:
-    """Whether `rid` is new here (the seen-set); if so, remember its `state` (None: nothing to
-    remember, the request ends here with an error)."""
-    first = await linkbus._redis().eval(
-        _SEEN_THEN_STATE, 2, SEEN_PREFIX + rid, STATE_PREFIX + rid, SEEN_TTL,
-        json.dumps(state) if state is not None else "", STATE_TTL)
-    if first and state is not None:
-        _states_keep(rid, state)
-    return bool(first)
+async def _remember(rid: str, state: dict[str, Any], via: dict[str, Any] | None = None) -> None:
+    """Keep the path of a request this station serves or passes on, for its chunks: in Redis
+    and in this process (with `via`, the next hop's link owner). Written only for a request id
+    seen here for the first time: a replay never overwrites the path of the first."""
+    await linkbus._redis().set(STATE_PREFIX + rid, json.dumps(state), ex=STATE_TTL)
+    _states_keep(rid, state, via)
 
 
 def _where(local: trust.LocalStation, hop: int) -> str:
@@ -249,7 +238,12 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
         _refused(link, exc)
         raise
     hop = payload["hop"]
-    here = await sync_to_async(_at_this_hop)(payload, getattr(link, "local", None))
+    # The seen-set is asked while the sync thread works: the request id is marked here even
+    # when the origin's proof then fails, which only blocks an id someone already saw (and
+    # could block by replaying the signed original as well).
+    here, first_time = await asyncio.gather(
+        sync_to_async(_at_this_hop)(payload, getattr(link, "local", None)),
+        _first_time(payload["rid"]))
     local, meta = here.local, here.meta
     where = _where(local, hop)
     if here.refused is not None and here.refused.code == "forged_origin":
@@ -270,18 +264,18 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
             ends = ForwardError("ttl_expired", f"the TTL ran out ({where})")
         elif here.onward is None:
             ends = _no_route(payload["dest"], lan_only, where)
-    nxt, hops = here.onward if meta is None and ends is None else ("", 0)
-    state = None if ends is not None else {
-        "prev": link.peer_station_id, "kind": payload["kind"], "request": payload["request"],
-        "next": nxt}
-    if not await _first_time_with(payload["rid"], state):
+    if not first_time:
         exc = ForwardError("loop", f"request {payload['rid']} was already seen here ({where}): "
                                    "a loop or a replay")
         _refused(link, exc)
         raise exc
     if ends is not None:
         raise ends
+    nxt, hops = here.onward or ("", 0)  # ("", 0): this station serves it
+    state = {"prev": link.peer_station_id, "kind": payload["kind"],
+             "request": payload["request"], "next": nxt}
     if meta is not None:
+        await _remember(payload["rid"], state)
         reply = {**meta, "via": [local.callsign or local.station_id[:12]]}
         if here.head:
             reply.update(chunk=payload["first"], data=base64.b64encode(here.head).decode())
@@ -291,13 +285,13 @@ async def on_forward(link: Any, payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("first"):
         chunk = linkbus.hints(nxt, via).get("chunk") or CHUNK
         onward["first"] = max(1, min(payload["first"], int(chunk)))
-    try:
-        reply = await linkbus.request(nxt, FORWARD, onward, _wait(ttl, hops), via=via)
+    try:  # the path is kept while the request goes on: its chunks come after the answer
+        _, reply = await asyncio.gather(
+            _remember(payload["rid"], state, via),
+            linkbus.request(nxt, FORWARD, onward, _wait(ttl, hops), via=via))
     except linkbus.BusError as exc:
         raise ForwardError(exc.code, f"the next hop {nxt[:12]} did not answer: {exc.detail} "
                                      f"({where})") from exc
-    if via is not None:
-        _states_keep(payload["rid"], state, via)
     via_calls = reply.get("via") if isinstance(reply.get("via"), list) else []
     return {**reply, "via": [local.callsign or local.station_id[:12], *via_calls[:MAX_TTL]]}
 
@@ -411,11 +405,11 @@ class Fetch:
         self.first_hop = first
         self.wait = _wait(self.ttl, hops) + 2
         self.via = None if linkbus.local_link(first) else await linkbus.owner(first)
+        await _first_time(self.rid)  # our own request coming back is a loop
         hints = linkbus.hints(first, self.via)
         self.chunk = max(1, min(CHUNK, int(hints.get("chunk") or CHUNK)))
         signature = trust.sign(signed_message(  # inline: the key is cached, signing is fast
             self.rid, local.station_id, self.dest, self.kind, self.request))
-        await _first_time(self.rid)  # our own request coming back is a loop
         payload = {"rid": self.rid, "origin": local.station_id, "dest": self.dest,
                    "kind": self.kind, "request": self.request, "ttl": self.ttl, "hop": 1,
                    "credential": local.credential, "sig": protocol.b64encode(signature),

@@ -37,6 +37,7 @@ BANDWIDTH_KEY = "meshsite:mesh:bandwidth"  # peer station id -> bytes/s measured
 BANDWIDTH_CACHE = 5.0
 DAEMON_INBOX_MAX = 10_000  # meshd down for long: older news is dropped, not hoarded
 POLL = 2.0  # seconds a BLPOP waits before looking again (well under redis' socket timeout)
+OWNER_KEEP = 2.0  # seconds a process keeps a link's owner record for its requests
 
 PROCESS = uuid.uuid4().hex[:16]
 QUEUE = QUEUE_PREFIX + PROCESS
@@ -48,6 +49,9 @@ class BusError(MeshHandlerError):
 
 _local: dict[str, Any] = {}  # peer station id -> LinkSession held by this process
 _servers: dict[int, asyncio.Task] = {}  # event loop id -> serve task
+_owners: dict[str, tuple[float, dict[str, Any]]] = {}  # peer -> (read at, owner record)
+
+
 def _redis() -> Any:
     from meshsite.redisconn import loop_redis
 
@@ -61,18 +65,27 @@ def local_link(peer: str) -> Any | None:
     return link
 
 
-async def owner(peer: str) -> dict[str, Any] | None:
+async def owner(peer: str, *, fresh: bool = False) -> dict[str, Any] | None:
     """The record of the process holding the link to `peer` (`q`: its bus queue, and the
     link's hints), None when no process holds one. Pass it to `request` for several requests
-    in a row over the same link (a forwarded body's chunks): one Redis round trip less each."""
+    in a row over the same link (a forwarded body's chunks): one Redis round trip less each.
+
+    A record is kept in this process for `OWNER_KEEP` seconds (every relayed request asks for
+    its next hop's), unless `fresh`: a kept record that is out of date costs one round trip
+    more, as `request` then hears no_link from that process and reads the record anew."""
+    now = time.monotonic()
+    kept = None if fresh else _owners.get(peer)
+    if kept is not None and now - kept[0] < OWNER_KEEP:
+        return kept[1]
     raw = await _redis().hget(OWNERS_KEY, peer)
-    if raw is None:
-        return None
+    record = None
     with contextlib.suppress(ValueError, TypeError):
-        record = json.loads(raw)
-        if isinstance(record, dict) and isinstance(record.get("q"), str):
-            return record
-    return None
+        record = json.loads(raw) if raw is not None else None
+    if not isinstance(record, dict) or not isinstance(record.get("q"), str):
+        _owners.pop(peer, None)
+        return None
+    _owners[peer] = (now, record)
+    return record
 
 
 def hints(peer: str, record: dict[str, Any] | None) -> dict[str, Any]:
@@ -119,6 +132,7 @@ async def attach(link: Any) -> None:
     here."""
     peer = link.peer_station_id
     _local[peer] = link
+    _owners.pop(peer, None)
     _ensure_server()
     record = {"q": QUEUE, "role": link.role, "t": time.time()}
     # A slow link (RF) states the least time a request over it may take and the largest
@@ -136,6 +150,7 @@ async def detach(link: Any) -> None:
     if not peer or _local.get(peer) is not link:
         return
     del _local[peer]
+    _owners.pop(peer, None)
     redis = _redis()
     with contextlib.suppress(Exception):
         raw = await redis.hget(OWNERS_KEY, peer)
@@ -157,21 +172,28 @@ async def request(peer: str, type_: str, payload: dict[str, Any],
                   timeout: float = 10.0, *, via: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send a request over the link to `peer` and return its reply payload. Raises
     MeshHandlerError with the peer's error, or BusError (no_link, timeout). `via`: the link's
-    `owner` record, read before (None: read it now, when another process holds the link); when
+    `owner` record, read before (None: `owner`'s, when another process holds the link); when
     that process no longer holds the link (it came up again in another), it is read anew once."""
+    record = None if local_link(peer) is not None else via or await owner(peer)
+    try:
+        return await _request_once(peer, type_, payload, timeout, record)
+    except BusError as exc:
+        if record is None or exc.code != "no_link":
+            raise
+    # That process no longer holds the link: it may have come up again in another (or here).
+    return await _request_once(peer, type_, payload, timeout, await owner(peer, fresh=True))
+
+
+async def _request_once(peer: str, type_: str, payload: dict[str, Any], timeout: float,
+                        record: dict[str, Any] | None) -> dict[str, Any]:
     link = local_link(peer)
     if link is not None:
         try:
             return await link.request(type_, payload, timeout)
         except TimeoutError as exc:
             raise BusError("timeout", f"{peer[:12]} did not answer in {timeout:g} s") from exc
-    try:
-        return await _remote(peer, {"type": type_, "payload": payload, "timeout": timeout,
-                                    "oneway": False}, timeout, via)
-    except BusError as exc:
-        if via is None or exc.code != "no_link":
-            raise
-    return await request(peer, type_, payload, timeout)
+    return await _remote(peer, {"type": type_, "payload": payload, "timeout": timeout,
+                                "oneway": False}, timeout, record)
 
 
 async def send(peer: str, type_: str, payload: dict[str, Any]) -> None:
@@ -180,14 +202,16 @@ async def send(peer: str, type_: str, payload: dict[str, Any]) -> None:
     if link is not None:
         await link.send(type_, payload)
         return
+    # Nothing answers a one-way message, so nothing would tell a kept owner record stale.
     await _remote(peer, {"type": type_, "payload": payload, "timeout": 10.0, "oneway": True},
-                  None)
+                  None, await owner(peer, fresh=True))
 
 
 async def _remote(peer: str, item: dict[str, Any], timeout: float | None,
-                  via: dict[str, Any] | None = None) -> dict[str, Any]:
+                  record: dict[str, Any] | None) -> dict[str, Any]:
+    """Hand `item` to the process whose owner `record` this is (None: no process holds the
+    link) and wait `timeout` seconds for its answer (None: a one-way item, no answer)."""
     redis = _redis()
-    record = via or await owner(peer)
     if record is None:
         raise BusError("no_link", f"no link to {peer[:12]}")
     if timeout is not None:

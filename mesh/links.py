@@ -96,16 +96,20 @@ class LinkSession:
                    request: bool = False, pace: bool | None = None) -> str:
         if not self.established.is_set() or self.local is None:
             raise LinkRefused("not_established", "the link is not authenticated yet")
-        # Inline: an Ed25519 signature over at most one chunk costs well under a millisecond;
-        # a hop through the shared sync thread cost tens (it queues behind database work).
-        envelope = protocol.build_envelope(
-            type_=type_, sender=self.local.station_id, payload=payload, sign=trust.sign,
-            ttl=settings.MESH_HOP_LIMIT, re=re, request=request)
-        text = protocol.canonical_json(envelope).decode()
+        message_id, text = self._signed(type_, payload, re=re, request=request)
         if registry.is_sync(type_) if pace is None else pace:
             await self._pace(len(text))
         await self._send_text(text)
-        return envelope["id"]
+        return message_id
+
+    def _signed(self, type_: str, payload: dict[str, Any], *, re: str | None = None,
+                request: bool = False) -> tuple[str, str]:
+        """(id, text) of a signed envelope from this station. Inline: an Ed25519 signature over
+        at most one chunk costs well under a millisecond; a hop through the shared sync thread
+        cost tens (it queues behind database work)."""
+        return protocol.envelope_text(
+            type_=type_, sender=self._me().station_id, payload=payload, sign=trust.sign,
+            ttl=settings.MESH_HOP_LIMIT, re=re, request=request)
 
     async def _pace(self, nbytes: int) -> None:
         """Hold sync traffic to MESHSITE_MESH_SYNC_SHARE of the link's measured bandwidth."""
@@ -117,19 +121,16 @@ class LinkSession:
                       timeout: float = 10.0) -> dict[str, Any]:
         if not self.established.is_set() or self.local is None:
             raise LinkRefused("not_established", "the link is not authenticated yet")
-        envelope = protocol.build_envelope(
-            type_=type_, sender=self.local.station_id, payload=payload, sign=trust.sign,
-            ttl=settings.MESH_HOP_LIMIT, request=True)
+        message_id, text = self._signed(type_, payload, request=True)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[envelope["id"]] = future
+        self._pending[message_id] = future
         try:
-            text = protocol.canonical_json(envelope).decode()
             if registry.is_sync(type_):
                 await self._pace(len(text))
             await self._send_text(text)
             return await asyncio.wait_for(future, timeout)
         finally:
-            self._pending.pop(envelope["id"], None)
+            self._pending.pop(message_id, None)
 
     # -- handshake -------------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ class LinkSession:
             trust.verify_station_signature(public_key, signature, message)
 
         try:
-            envelope = protocol.check_envelope(  # inline, as build_envelope in send()
+            envelope = protocol.check_envelope(  # inline, as the signing in _signed()
                 frame, expected_sender=self.peer.station_id, verify=verify,
                 window_ms=int(self.window * 1000))
         except ProtocolError as exc:

@@ -162,6 +162,25 @@ def build_envelope(*, type_: str, sender: str, payload: dict[str, Any],
     return envelope
 
 
+def envelope_text(*, type_: str, sender: str, payload: dict[str, Any],
+                  sign: Callable[[bytes], bytes], ttl: int, re: str | None = None,
+                  request: bool = False, ts: int | None = None,
+                  message_id: str | None = None) -> tuple[str, str]:
+    """(id, text): `build_envelope`'s envelope as the text sent, serialised once. The keys
+    sort as from, id, payload, re, req, sig, ts, ttl, type, so the canonical JSON of the
+    unsigned envelope is a head (from .. req) and a tail (ts .. type), and the signed text is
+    the same two pieces with `sig` between them: a large payload (a body's chunk) is serialised
+    once, not once to sign and again to send."""
+    message_id = message_id or new_message_id()
+    head = json.dumps({"from": sender, "id": message_id, "payload": payload, "re": re,
+                       "req": request}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)[:-1]
+    tail = json.dumps({"ts": now_ms() if ts is None else ts, "ttl": ttl, "type": type_},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)[1:]
+    signature = b64encode(sign(f"{head},{tail}".encode()))
+    return message_id, f'{head},"sig":"{signature}",{tail}'
+
+
 @dataclass(frozen=True)
 class Envelope:
     type: str

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce, NullIf
 
 from mesh import trust
 from mesh.models import MeshBlacklistEntry, Peer, Route
+from meshsite import hotread
 from meshsite.redisconn import get_redis
 from meshsite.version import full_version
 
@@ -223,10 +224,9 @@ class NextHop(NamedTuple):
 def next_hop_to(station_id: str) -> NextHop | None:
     """Where traffic for `station_id` goes, from its stored route, or None: what forwarding
     reads at every hop, so one row by its unique key and no callsigns (`route_to` fills those
-    in with subqueries, several times the cost)."""
-    row = (Route.objects.filter(destination=station_id)
-           .values_list("next_hop", "hops", "cost", "lan_next_hop", "lan_hops").first())
-    return None if row is None else NextHop(*row)
+    in with subqueries, several times the cost), read without the ORM's compiler."""
+    found = hotread.row(Route, NextHop._fields, "destination", station_id)
+    return None if found is None else NextHop(*found)
 
 
 def route_to(station_id: str) -> Route | None:

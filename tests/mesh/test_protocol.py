@@ -112,3 +112,34 @@ def test_handshake_proofs_are_bound_to_role_and_both_ids():
     assert base != protocol.proof_message("server", "n" * 20, "a", "b")
     assert base != protocol.proof_message("client", "n" * 20, "b", "a")
     assert base != protocol.proof_message("client", "m" * 20, "a", "b")
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"re": "0" * 32, "request": False},
+    {"request": True, "payload": {"data": "QUJD" * 11000, "note": "é \" \\ \u2028 ünïcode"}},
+    {"payload": {"sig": "a nested sig", "ts": 5, "z": {"b": [1, 2, {"a": None}]}}},
+])
+def test_the_envelope_text_is_the_canonical_json_of_the_signed_envelope(fields):
+    """The text sent is serialised once (head and tail around `sig`), and must be byte for
+    byte what the canonical JSON of `build_envelope`'s envelope is: Ed25519 is deterministic,
+    so the same fields give the same signature."""
+    shared = {"type_": "FORWARD", "sender": "alice", "payload": {"have": ["x"]},
+              "sign": alice_key.sign, "ttl": 10, "ts": 1_700_000_000_000,
+              "message_id": "ab" * 16, **fields}
+    message_id, text = protocol.envelope_text(**shared)
+    assert message_id == "ab" * 16
+    assert text == protocol.canonical_json(protocol.build_envelope(**shared)).decode()
+    checked = protocol.check_envelope(protocol.parse_frame(text), expected_sender="alice",
+                                      verify=verify_with(alice_key), window_ms=10**15)
+    assert checked.payload == shared["payload"]
+    assert checked.request is shared.get("request", False)
+
+
+def test_the_envelope_text_is_signed_by_its_sender_only():
+    _, text = protocol.envelope_text(type_="PING", sender="alice", payload={},
+                                     sign=mallory_key.sign, ttl=10)
+    with pytest.raises(ProtocolError) as err:
+        protocol.check_envelope(protocol.parse_frame(text), expected_sender="alice",
+                                verify=verify_with(alice_key), window_ms=60_000)
+    assert err.value.code == "bad_signature"
