@@ -8,6 +8,7 @@ import re
 from typing import Any, NamedTuple
 
 from mesh.registry import MeshHandlerError
+from meshsite import hotread
 
 KIND = "content"
 _ENTRY = re.compile(r"^[0-9a-f]{64}$")
@@ -26,7 +27,6 @@ class _Held(NamedTuple):
 
 def _entry(request: dict[str, Any]) -> _Held:
     from catalog.models import ContentEntry
-    from meshsite import hotread
 
     entry_id = request.get("entry")
     if not isinstance(entry_id, str) or not _ENTRY.match(entry_id):
