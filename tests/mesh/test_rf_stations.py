@@ -78,6 +78,10 @@ def test_claimed_stations_meet_on_the_air_and_the_unclaimed_one_stays_silent(tmp
         assert len(ids) >= 3
         gaps = [b - a for a, b in itertools.pairwise(ids)]
         assert max(gaps) <= ID_INTERVAL, (source, gaps)
-        air = sum(tx.air_time for tx in channel.snapshot()
-                  if str(Frame.decode(tx.frames[0]).source) == source)
-        assert air <= 6 + 0.10 * channel.now(), (source, air)  # within the 10 % share
+        sent = sorted(tx.air_time for tx in channel.snapshot()
+                      if str(Frame.decode(tx.frames[0]).source) == source)
+        # Within the 10 % share (mesh/airtime.py): the bucket's 6 s, a tenth of the time
+        # since, and the debt the last moment may hold: a background frame starts while the
+        # bucket is not in debt and takes its whole air time, and an identification never
+        # waits (the two longest transmissions bound both).
+        assert sum(sent) <= 6 + 0.10 * channel.now() + sum(sent[-2:]), (source, sent)
