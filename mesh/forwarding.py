@@ -405,11 +405,11 @@ class Fetch:
         self.first_hop = first
         self.wait = _wait(self.ttl, hops) + 2
         self.via = None if linkbus.local_link(first) else await linkbus.owner(first)
-        await _first_time(self.rid)  # our own request coming back is a loop
         hints = linkbus.hints(first, self.via)
         self.chunk = max(1, min(CHUNK, int(hints.get("chunk") or CHUNK)))
         signature = trust.sign(signed_message(  # inline: the key is cached, signing is fast
             self.rid, local.station_id, self.dest, self.kind, self.request))
+        await _first_time(self.rid)  # our own request coming back is a loop
         payload = {"rid": self.rid, "origin": local.station_id, "dest": self.dest,
                    "kind": self.kind, "request": self.request, "ttl": self.ttl, "hop": 1,
                    "credential": local.credential, "sig": protocol.b64encode(signature),

@@ -73,9 +73,14 @@ class ProtocolError(Exception):
         self.detail = detail
 
 
+def canonical_text(data: Any) -> str:
+    """The canonical JSON as text: keys sorted, no spaces, non-ASCII as is."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(data: Any) -> bytes:
     """The one byte form that signatures cover."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_text(data).encode()
 
 
 def b64encode(data: bytes) -> str:
@@ -172,11 +177,10 @@ def envelope_text(*, type_: str, sender: str, payload: dict[str, Any],
     the same two pieces with `sig` between them: a large payload (a body's chunk) is serialised
     once, not once to sign and again to send."""
     message_id = message_id or new_message_id()
-    head = json.dumps({"from": sender, "id": message_id, "payload": payload, "re": re,
-                       "req": request}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)[:-1]
-    tail = json.dumps({"ts": now_ms() if ts is None else ts, "ttl": ttl, "type": type_},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)[1:]
+    head = canonical_text({"from": sender, "id": message_id, "payload": payload, "re": re,
+                           "req": request})[:-1]
+    tail = canonical_text({"ts": now_ms() if ts is None else ts, "ttl": ttl,
+                           "type": type_})[1:]
     signature = b64encode(sign(f"{head},{tail}".encode()))
     return message_id, f'{head},"sig":"{signature}",{tail}'
 

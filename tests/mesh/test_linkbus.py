@@ -25,6 +25,7 @@ class Process:
         self.queue = linkbus.QUEUE_PREFIX + name
         self.answer = answer
         self.items: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
         self.task: asyncio.Task | None = None
 
     def record(self) -> str:
@@ -39,6 +40,7 @@ class Process:
                     continue
                 item = json.loads(found[1])
                 self.items.append(item)
+                self.arrived.set()
                 if item.get("reply"):
                     await redis.rpush(item["reply"], json.dumps(self.answer))
         finally:
@@ -84,9 +86,7 @@ async def test_a_one_way_message_goes_by_the_record_in_redis(processes):
     await redis.hset(linkbus.OWNERS_KEY, PEER, holder.record())
 
     await linkbus.send(PEER, "ROUTE_UPDATE", {"n": 3})
-    async with asyncio.timeout(5):
-        while not holder.items:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(holder.arrived.wait(), 5)
     assert holder.items[0]["payload"] == {"n": 3} and holder.items[0]["oneway"] is True
     assert gone.items == []
 
